@@ -1,0 +1,58 @@
+# Two commands a newcomer needs: `make run` and `make test`. Both install what they use.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium
+STAMP := .local/stamps
+
+.PHONY: run test lint typecheck unit e2e browser deps system-deps venv clean bench
+
+run: deps
+	$(BIN)/ivr12333 run
+
+test: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/pytest
+
+unit: deps
+	$(BIN)/pytest -m "not e2e and not browser"
+
+e2e: deps
+	$(BIN)/pytest -m e2e
+
+browser: deps
+	$(BIN)/pytest -m browser
+
+bench: deps
+	$(BIN)/python -m bench.agi_load
+
+deps: system-deps venv
+
+# apt only when something is missing, so a second run costs nothing.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(STAMP)/venv
+
+$(STAMP)/venv: pyproject.toml
+	@mkdir -p $(STAMP)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	-$(BIN)/ivr12333 asterisk down
+	-$(BIN)/ivr12333 db stop
+	rm -rf $(VENV) .local

@@ -1,0 +1,1 @@
+"""The card-account domain shared by the phone side and the staff console."""

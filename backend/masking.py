@@ -1,0 +1,33 @@
+"""Masking of card and ID numbers wherever they appear in text meant for people or logs."""
+
+from __future__ import annotations
+
+import re
+
+# An 18-character resident ID (GB 11643): keep the region (6) and the last 4.
+_ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
+# A card number: an optional letter and 8-9 digits; keep the letter and the last 4 digits.
+# Longer digit runs (call ids, reference numbers, timestamps) are left alone.
+_CARD_RE = re.compile(r"(?<![0-9A-Za-z*])([A-Za-z]?)(\d{4,5})(\d{4})(?![0-9])")
+
+
+def mask_id(id_number: str) -> str:
+    """`11010519491231002X` -> `110105********002X`; anything shorter is hidden whole."""
+    if len(id_number) == 18:
+        return f"{id_number[:6]}{'*' * 8}{id_number[-4:]}"
+    return "*" * len(id_number)
+
+
+def mask_card(card_number: str) -> str:
+    """`A12345678` -> `A*****678`-style: the letter and the last 4 digits stay visible."""
+    if len(card_number) <= 4:
+        return "*" * len(card_number)
+    prefix = card_number[0] if card_number[0].isalpha() else ""
+    body = card_number[len(prefix) :]
+    return f"{prefix}{'*' * (len(body) - 4)}{body[-4:]}"
+
+
+def scrub(text: str) -> str:
+    """Mask every ID number and card number found in free text."""
+    text = _ID_RE.sub(lambda m: f"{m.group(1)}{'*' * 8}{m.group(2)}", text)
+    return _CARD_RE.sub(lambda m: f"{m.group(1)}{'*' * len(m.group(2))}{m.group(3)}", text)

@@ -1,0 +1,1 @@
+"""The `ivr12333` command line: one sub-command group per module."""
