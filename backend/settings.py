@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     pin_pepper: SecretStr | None = None
     # argon2id cost, tuned to about 10-30 ms a check on a 2-core machine.
     pin_hash_time_cost: int = 2
-    pin_hash_memory_kib: int = 19456
+    pin_hash_memory_kib: int = 12288
     lockout_limit: int = Field(default=6, ge=1, le=20)
     loss_report_valid_working_days: int = Field(default=5, ge=1, le=60)
     timezone: str = "Asia/Shanghai"

@@ -1,0 +1,1 @@
+"""The use cases, one module each; every state change is one transaction."""

@@ -1,0 +1,90 @@
+"""Issuing cards and looking them up, for operators and staff."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from backend import idnumber, pinrules
+from backend.db.tables import cardholders, cards
+from backend.errors import DuplicateCard, InvalidInput, UnknownCard
+from backend.masking import mask_card, mask_id
+from backend.outcomes import Actor, CardView, NoMatch, Verified
+from backend.pinhash import PinHasher
+from backend.services import common
+
+
+async def issue_card(
+    card_number: str, id_number: str, name: str, actor: Actor, *, pin: str | None = None
+) -> CardView:
+    """A new card starts on the initial PIN; a given PIN counts as enabled and obeys the rules."""
+    number = common.normalise_card_number(card_number)
+    holder = common.check_id_number(id_number)
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise InvalidInput("name", "the holder's name is required (at most 64 characters)")
+    if pin is not None:
+        rule = pinrules.broken_rule(
+            pin,
+            birth_date=idnumber.birth_date(holder),
+            id_number=holder,
+            card_number=common.digits_of(number),
+        )
+        if rule is not None:
+            raise InvalidInput("pin-" + rule, f"the PIN breaks the rule: {rule}")
+    pin_hash = await PinHasher().hash(pin if pin is not None else pinrules.INITIAL_PIN)
+    holder_hash = common.id_hash(holder)
+    async with common.transaction() as conn:
+        await conn.execute(
+            insert(cardholders)
+            .values(name=name, id_hash=holder_hash, id_masked=mask_id(holder))
+            .on_conflict_do_nothing(index_elements=["id_hash"])
+        )
+        holder_id = (
+            await conn.execute(select(cardholders.c.id).where(cardholders.c.id_hash == holder_hash))
+        ).scalar_one()
+        card_id = (
+            await conn.execute(
+                insert(cards)
+                .values(
+                    card_number=number,
+                    card_digits=common.digits_of(number),
+                    holder_id=holder_id,
+                    pin_hash=pin_hash,
+                    pin_is_initial=pin is None,
+                )
+                .on_conflict_do_nothing()
+                .returning(cards.c.id)
+            )
+        ).scalar_one_or_none()
+        if card_id is None:
+            # Raising rolls back the holder row too: nothing changes.
+            raise DuplicateCard(f"card {mask_card(number)} exists already")
+        await common.audit(conn, actor, "issue-card", "issued", mask_card(number))
+        row = await common.find_by_id(conn, card_id)
+    assert row is not None
+    return common.view(row)
+
+
+async def card_status(card_number: str) -> CardView:
+    number = common.normalise_card_number(card_number)
+    async with common.engine().connect() as conn:
+        row = await common.find_by_number(conn, number)
+    if row is None:
+        raise UnknownCard(f"no card {mask_card(number)}")
+    return common.view(row)
+
+
+async def check_holder(
+    card_number: str, name: str, id_number: str, actor: Actor
+) -> Verified | NoMatch:
+    """An agent checks what the caller says (card, name, ID) before filing a report for them."""
+    number = common.normalise_card_number(card_number)
+    holder_hash = common.id_hash(common.check_id_number(id_number))
+    async with common.transaction() as conn:
+        row = await common.find_by_number(conn, number)
+        if row is None or row.id_hash != holder_hash or row.name != name.strip():
+            await common.audit(conn, actor, "check-holder", "no-match", mask_card(number))
+            return NoMatch()
+        await common.audit(conn, actor, "check-holder", "ok", mask_card(row.card_number))
+        return Verified(common.view(row))

@@ -1,0 +1,205 @@
+"""What the use cases share: finding a card, its view, the audit trail, the transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from sqlalchemy import Row, and_, insert, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backend import idnumber
+from backend.db.engine import get_engine
+from backend.db.tables import audit_events, cardholders, cards, loss_reports
+from backend.errors import InvalidInput, ServiceUnavailable
+from backend.masking import mask_card
+from backend.outcomes import Actor, CardState, CardView, LossReportView
+from backend.settings import get_settings
+
+log = structlog.get_logger(__name__)
+
+_CARD_NUMBER = re.compile(r"[A-Z]{0,2}\d{8,9}")
+_CARD_DIGITS = re.compile(r"\d{8,9}")
+
+
+def normalise_card_number(text: str) -> str:
+    number = text.strip().upper()
+    if not _CARD_NUMBER.fullmatch(number):
+        raise InvalidInput("card-number", "a card number is 8 or 9 digits, with letters first")
+    return number
+
+
+def digits_of(card_number: str) -> str:
+    return "".join(ch for ch in card_number if ch.isdigit())
+
+
+def check_card_digits(digits: str) -> str:
+    if not _CARD_DIGITS.fullmatch(digits):
+        raise InvalidInput("card-digits", "the card's digits are 8 or 9 digits")
+    return digits
+
+
+def check_id_number(text: str) -> str:
+    try:
+        return idnumber.validate(text)
+    except idnumber.InvalidIdNumber as exc:
+        raise InvalidInput("id-number", "the ID number is not valid (check digit)") from exc
+
+
+def id_hash(number: str) -> str:
+    return idnumber.keyed_hash(number, get_settings().pepper_bytes)
+
+
+def engine() -> AsyncEngine:
+    return get_engine()
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[AsyncConnection]:
+    """One transaction: committed when the block ends, rolled back on any exception."""
+    try:
+        async with engine().begin() as conn:
+            yield conn
+    except (OperationalError, InterfaceError, OSError) as exc:
+        log.error("database_unavailable", error=type(exc).__name__)
+        raise ServiceUnavailable("the card service is unavailable; nothing was changed") from None
+    except DBAPIError as exc:
+        # Bound values never reach this text: only the error class is logged.
+        log.error("database_error", error=type(exc.orig).__name__ if exc.orig else "unknown")
+        raise ServiceUnavailable("the card service failed; nothing was changed") from None
+
+
+async def audit(
+    conn: AsyncConnection,
+    actor: Actor,
+    action: str,
+    outcome: str,
+    card_masked: str | None,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        insert(audit_events).values(
+            channel=str(actor.channel),
+            actor=actor.actor_id,
+            card_masked=card_masked,
+            action=action,
+            outcome=outcome,
+            detail=dict(detail or {}),
+        )
+    )
+    log.info("audit", action=action, outcome=outcome, card=card_masked, actor=str(actor))
+
+
+async def audit_alone(
+    actor: Actor, action: str, outcome: str, card_masked: str | None, **detail: Any
+) -> None:
+    async with transaction() as conn:
+        await audit(conn, actor, action, outcome, card_masked, detail)
+
+
+_CARD_COLUMNS = (
+    cards.c.id,
+    cards.c.card_number,
+    cards.c.card_digits,
+    cards.c.status,
+    cards.c.pin_hash,
+    cards.c.pin_is_initial,
+    cards.c.failed_attempts,
+    cards.c.locked,
+    cardholders.c.name,
+    cardholders.c.id_masked,
+    cardholders.c.id_hash,
+    loss_reports.c.reference,
+    loss_reports.c.channel.label("report_channel"),
+    loss_reports.c.kind.label("report_kind"),
+    loss_reports.c.reported_at,
+    loss_reports.c.expires_at,
+)
+
+
+def _card_query() -> Any:
+    # A temporary report past its expiry no longer counts as active.
+    active_report = and_(
+        loss_reports.c.card_id == cards.c.id,
+        loss_reports.c.status == "active",
+        (loss_reports.c.expires_at.is_(None)) | (loss_reports.c.expires_at > dt_now_sql()),
+    )
+    return select(*_CARD_COLUMNS).select_from(
+        cards.join(cardholders).outerjoin(loss_reports, active_report)
+    )
+
+
+def dt_now_sql() -> Any:
+    from sqlalchemy import func
+
+    return func.now()
+
+
+async def find_by_holder(conn: AsyncConnection, digits: str, holder_hash: str) -> Row[Any] | None:
+    query = _card_query().where(cards.c.card_digits == digits, cardholders.c.id_hash == holder_hash)
+    return (await conn.execute(query)).first()
+
+
+async def find_by_number(conn: AsyncConnection, card_number: str) -> Row[Any] | None:
+    return (await conn.execute(_card_query().where(cards.c.card_number == card_number))).first()
+
+
+async def find_by_id(conn: AsyncConnection, card_id: int) -> Row[Any] | None:
+    return (await conn.execute(_card_query().where(cards.c.id == card_id))).first()
+
+
+def view(row: Row[Any]) -> CardView:
+    limit = get_settings().lockout_limit
+    report = None
+    if row.reference is not None:
+        report = LossReportView(
+            reference=row.reference,
+            channel=row.report_channel,
+            kind=row.report_kind,
+            reported_at=row.reported_at,
+            expires_at=row.expires_at,
+        )
+    if row.status == "cancelled":
+        state = CardState.CANCELLED
+    elif report is not None:
+        state = CardState.LOST_WRITTEN if report.kind == "written" else CardState.LOST_TEMPORARY
+    elif row.locked:
+        state = CardState.LOCKED
+    else:
+        state = CardState.ACTIVE
+    return CardView(
+        card_id=row.id,
+        card_number=row.card_number,
+        card_masked=mask_card(row.card_number),
+        holder_name=row.name,
+        id_masked=row.id_masked,
+        state=state,
+        cancelled=row.status == "cancelled",
+        pin_is_initial=row.pin_is_initial,
+        failed_attempts=row.failed_attempts,
+        attempts_left=0 if row.locked else max(limit - row.failed_attempts, 0),
+        locked=row.locked,
+        active_loss_report=report,
+    )
+
+
+async def lapse_expired_reports(conn: AsyncConnection, card_id: int) -> None:
+    """Mark a temporary report whose time ran out as lapsed, freeing the card's one slot."""
+    await conn.execute(
+        update(loss_reports)
+        .where(
+            loss_reports.c.card_id == card_id,
+            loss_reports.c.status == "active",
+            loss_reports.c.expires_at <= dt_now_sql(),
+        )
+        .values(status="lapsed", closed_at=dt_now_sql(), closed_by="expiry")
+    )
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
