@@ -26,18 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydub import AudioSegment
-from pydub.silence import detect_leading_silence
-
 from backend.settings import get_settings
 from ivr.contract import SOUNDS_SUBDIR
 from prompts.catalogue import render
 from prompts.spoken import for_synthesis
 
 with warnings.catch_warnings():
-    # Deprecated in 3.11 and 3.12 only: 3.13 on get the audioop-lts package, same API.
+    # audioop (ours and pydub's) warns of its removal on 3.11 and 3.12 only; 3.13 on get
+    # the audioop-lts package with the same API.
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
+
+    from pydub import AudioSegment
+    from pydub.silence import detect_leading_silence
 
 # Bump when the processing below changes, so every prompt is rebuilt once.
 PIPELINE_VERSION = 1
