@@ -47,7 +47,10 @@ RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
 LANGUAGE_DIR = "zh"
 MANIFEST_NAME = ".build-manifest.json"
 
-ESPEAK_VOICE = "cmn"
+# The Mandarin voice whose Latin text is pinyin. Plain "cmn" in espeak-ng 1.51 (Debian 12)
+# turns each character into pinyin and then reads that pinyin as English ("请" comes out
+# as "king three"); espeak-ng issues #1028 and #1163.
+ESPEAK_VOICE = "cmn-latn-pinyin"
 ESPEAK_WORDS_PER_MINUTE = 160  # a little slower than espeak's default; callers take notes
 TARGET_DBFS = -20.0
 PEAK_CEILING_DBFS = -1.0  # loudness gain stops short of clipping
