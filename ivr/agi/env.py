@@ -1,0 +1,78 @@
+"""The `agi_*` environment Asterisk sends first, read with bounds, and the call's identity.
+
+Everything here comes from the network and is treated as untrusted: lines are counted and
+time-limited, values are cleaned of control characters and cut to a sane length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Asterisk sends about 20 variables plus agi_arg_N; far more is not Asterisk.
+MAX_ENV_LINES = 128
+_SCRIPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_CALL_ID_RE = re.compile(r"[^A-Za-z0-9._-]")
+_NUMBER_RE = re.compile(r"^\+?[0-9]{1,32}$")
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    call_id: str
+    caller_number: str  # digits (maybe a leading +), or "" when withheld or not a number
+    script: str  # "" when the request named no well-formed script
+    channel: str
+
+
+async def read_env(reader: asyncio.StreamReader, seconds: float) -> dict[str, str]:
+    """Read `key: value` lines up to the blank line; raise TimeoutError or ValueError.
+
+    `seconds` bounds the whole header, so a client that stalls mid-header (or trickles
+    lines) cannot hold a connection open.
+    """
+    env: dict[str, str] = {}
+    async with asyncio.timeout(seconds):
+        for _ in range(MAX_ENV_LINES):
+            raw = await reader.readline()
+            if not raw:
+                raise ValueError("connection closed before the end of the AGI environment")
+            line = raw.decode("utf-8", errors="replace").strip()
+            if not line:
+                return env
+            key, sep, value = line.partition(":")
+            if sep and key.strip():
+                env[key.strip()] = value.strip()
+    raise ValueError("AGI environment too long")
+
+
+def clean_text(value: str, limit: int) -> str:
+    """Drop control and format characters and cut to `limit` characters."""
+    kept = (ch for ch in value if unicodedata.category(ch)[0] != "C")
+    return "".join(kept)[:limit]
+
+
+def script_name(env: dict[str, str]) -> str:
+    """The script from `agi_network_script` (query string dropped), or "" if malformed."""
+    raw = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
+    return raw if _SCRIPT_RE.match(raw) else ""
+
+
+def call_info(env: dict[str, str]) -> CallInfo:
+    number = env.get("agi_callerid", "").strip()
+    return CallInfo(
+        call_id=_CALL_ID_RE.sub("", env.get("agi_uniqueid", ""))[:64],
+        caller_number=number if _NUMBER_RE.match(number) else "",
+        script=script_name(env),
+        channel=clean_text(env.get("agi_channel", ""), 128),
+    )
+
+
+def mask_phone(number: str) -> str:
+    """`13800138000` -> `138****8000`; short numbers keep their last two digits."""
+    if len(number) >= 11:
+        return f"{number[:3]}{'*' * (len(number) - 7)}{number[-4:]}"
+    if len(number) > 2:
+        return f"{'*' * (len(number) - 2)}{number[-2:]}"
+    return number
