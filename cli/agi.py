@@ -1,0 +1,55 @@
+"""`ivr12333 agi serve`: the FastAGI server Asterisk hands calls to."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="agi_command", required=True, metavar="ACTION")
+    serve = sub.add_parser("serve", help="serve FastAGI calls until SIGTERM or SIGINT")
+    serve.add_argument("--host", help="address to bind (default: settings, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: settings, 4573)")
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=20.0,
+        help="on SIGTERM, how long calls in progress may run before goodbye (default 20)",
+    )
+    serve.add_argument(
+        "--max-calls",
+        type=int,
+        default=8000,
+        help="calls held at once; more are refused politely (default 8000)",
+    )
+    serve.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from backend.logsetup import configure_from_settings
+    from backend.settings import get_settings
+    from ivr.registry import SCRIPTS, load_flows
+    from ivr.server import serve
+
+    configure_from_settings()
+    settings = get_settings()
+    host = args.host or settings.agi_host
+    port = settings.agi_port if args.port is None else args.port
+    load_flows()
+
+    def ready(bound: int) -> None:
+        # Scripts (and tests) wait for this line before placing calls.
+        print(f"listening on {host}:{bound}", flush=True)
+
+    asyncio.run(
+        serve(
+            host,
+            port,
+            SCRIPTS,
+            drain_seconds=args.drain_seconds,
+            max_calls=args.max_calls,
+            on_ready=ready,
+        )
+    )
+    return 0

@@ -1,0 +1,113 @@
+"""`ivr12333 simulate`: one call through the real FastAGI server, with a scripted caller.
+
+The server runs in this process on a free loopback port; the fake Asterisk keys what
+`--keys` says (groups as in `ivr.fake_asterisk`) and the call is printed as heard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+
+from ivr.fake_asterisk import HANG_UP, SILENCE, Transcript, check_groups
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--script", default="main", help="AGI script to call (default main)")
+    parser.add_argument(
+        "--keys",
+        default="",
+        help=(
+            'key groups, one per input prompt, e.g. "2 2 12345678# 123456#": '
+            "digits then # | digits (then silence) | # | - (silence) | ! (hang up)"
+        ),
+    )
+    parser.add_argument("--caller", default="13800138000", help="caller's number")
+    parser.add_argument(
+        "--hangup-at",
+        help="hang up when the Nth command arrives (a number) or when a prompt id plays",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show the server's log too")
+    parser.set_defaults(func=_simulate)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from cli.main import CommandError
+
+    keys = args.keys.split()
+    try:
+        check_groups(keys)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    hangup_at: int | str | None = args.hangup_at
+    if isinstance(hangup_at, str) and hangup_at.isdigit():
+        hangup_at = int(hangup_at)
+    _configure_logging(args.verbose)
+    transcript, errors = asyncio.run(_run(args.script, keys, args.caller, hangup_at))
+    text = _prompt_text()
+    for line in render(transcript, text):
+        print(line)
+    if errors:
+        raise CommandError(f"the flow failed: {errors[0]!r}")
+    return 0
+
+
+def _configure_logging(verbose: bool) -> None:
+    from backend.logsetup import configure_logging
+    from backend.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_file, stderr=verbose)
+
+
+async def _run(
+    script: str, keys: list[str], caller_number: str, hangup_at: int | str | None
+) -> tuple[Transcript, list[BaseException]]:
+    from ivr.fake_asterisk import run_call
+    from ivr.registry import SCRIPTS, load_flows
+    from ivr.server import AgiServer
+
+    load_flows()
+    server = AgiServer(SCRIPTS, drain_seconds=5.0)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        transcript = await run_call(
+            "127.0.0.1", port, script, keys, hangup_at=hangup_at, caller_number=caller_number
+        )
+    finally:
+        await server.drain()
+    return transcript, server.errors
+
+
+def _prompt_text() -> Callable[[str], str]:
+    """Prompt id -> its Mandarin text, or the id itself if the catalogue lacks it."""
+    try:
+        from prompts.catalogue import PROMPTS
+    except ImportError:
+        return lambda prompt_id: prompt_id
+    return lambda prompt_id: PROMPTS.get(prompt_id, prompt_id)
+
+
+def render(transcript: Transcript, text: Callable[[str], str]) -> list[str]:
+    """The call as lines: what the caller heard and what they keyed."""
+    lines: list[str] = []
+    spelled = False  # the previous line reads a number out key by key
+    for kind, value in transcript.events:
+        key_by_key = kind == "prompt" and value.startswith(("digit-", "letter-"))
+        if key_by_key and spelled:
+            lines[-1] += text(value)
+        elif kind == "prompt":
+            lines.append(f"🔊 {text(value)}")
+        elif kind == "keys":
+            shown = {SILENCE: "(silence)", "#": "# (alone)"}.get(value, value)
+            lines.append(f"☎ {shown}")
+        elif kind == "missing":
+            lines.append(f"⚠ missing prompt: {value}")
+        spelled = key_by_key
+    if transcript.ended == "caller-hangup":
+        lines.append(f"☎ {HANG_UP} (hung up)")
+    for name, value in transcript.variables.items():
+        lines.append(f"  {name}={value}")
+    lines.append(f"— {transcript.ended}")
+    return lines
