@@ -15,6 +15,11 @@ from backend.settings import Settings, get_settings
 log = structlog.get_logger(__name__)
 
 
+def current_time() -> dt.datetime:
+    """Now, or the moment a dev or test set-up pretends it is."""
+    return get_settings().now_override or dt.datetime.now(dt.UTC)
+
+
 def is_workday(day: dt.date) -> bool:
     """A working day in China; years the calendar does not know fall back to Mon-Fri."""
     try:

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     agi_port: int = 4573
     console_host: str = "127.0.0.1"
     console_port: int = 8333
+    # Dev and tests only: pretend it is this moment (office hours, report expiry).
+    now_override: dt.datetime | None = None
     log_file: Path | None = None
     log_level: str = "info"
 
@@ -71,6 +73,11 @@ class Settings(BaseSettings):
             if self.env == "prod":
                 raise ValueError("IVR_PIN_PEPPER is required when IVR_ENV=prod")
             self.pin_pepper = SecretStr(DEV_PEPPER)
+        if self.now_override is not None:
+            if self.env == "prod":
+                raise ValueError("IVR_NOW_OVERRIDE is for development and tests only")
+            if self.now_override.tzinfo is None:
+                raise ValueError("IVR_NOW_OVERRIDE needs a time zone, e.g. +08:00")
         return self
 
     @property

@@ -85,6 +85,11 @@ _FIXED: dict[str, str] = {
     "queue-hold": "当前人工坐席全忙，请您耐心等候。",
     "queue-position": "您现在排在第",
     "queue-position-suffix": "位。",
+    # Asterisk's own queue announcements, by the names queues.conf gives them.
+    "queue-youarenext": "您是下一位，请稍候。",
+    "queue-thereare": "您前面还有",
+    "queue-callswaiting": "位来电在等候。",
+    "queue-thankyou": "感谢您的耐心等待，坐席将尽快为您服务。",
     "queue-timeout": "对不起，人工坐席全忙，请您稍后再拨。感谢您的来电，再见。",
     # Pieces for reading numbers out: card and reference numbers key by key, the "X"
     # that ends some ID numbers.

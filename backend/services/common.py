@@ -23,8 +23,8 @@ from backend.settings import get_settings
 
 log = structlog.get_logger(__name__)
 
-_CARD_NUMBER = re.compile(r"[A-Z]{0,2}\d{8,9}")
-_CARD_DIGITS = re.compile(r"\d{8,9}")
+_CARD_NUMBER = re.compile(r"[A-Z]{0,2}\d{8,9}", re.ASCII)
+_CARD_DIGITS = re.compile(r"\d{8,9}", re.ASCII)
 
 
 def normalise_card_number(text: str) -> str:
@@ -202,4 +202,6 @@ async def lapse_expired_reports(conn: AsyncConnection, card_id: int) -> None:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    from backend.officehours import current_time
+
+    return current_time()

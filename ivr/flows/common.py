@@ -1,0 +1,121 @@
+"""What every flow does the same way: ask for card, PIN and ID; call the backend; speak
+its answers; end the call; hand over to an agent."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+
+from backend import idnumber
+from backend.errors import BackendError
+from backend.masking import mask_card
+from backend.outcomes import Actor, Channel, Locked, NoMatch, NotUsable, WrongPin
+from backend.pinrules import PIN_LENGTH, PinRule
+from ivr.agi.bridge import await_
+from ivr.caller import Caller
+from ivr.contract import NEXT_HANGUP, VAR_NEXT
+
+T = TypeVar("T")
+log = structlog.get_logger("ivr.flows")
+
+CARD_MIN, CARD_MAX = 8, 9
+ID_LENGTH = 18
+
+
+class CallOver(Exception):
+    """The call is finished (goodbye said, or handed to the agent queue)."""
+
+
+@dataclass
+class Call:
+    """One call's state as the flows go: who acts, and where the caller is now."""
+
+    caller: Caller
+    step: str = "start"
+    card_masked: str | None = None
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(Channel.IVR, self.caller.info.call_id)
+
+    def at(self, step: str) -> None:
+        self.step = step
+        log.info("step", step=step)
+
+    def backend(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a backend use case; if the service fails, apologise and end the call."""
+        try:
+            return await_(coro)
+        except BackendError as exc:
+            log.error("backend_failed", step=self.step, error=type(exc).__name__)
+            self.caller.play("system-error")
+            self.goodbye()
+            raise CallOver from None
+
+    def goodbye(self) -> None:
+        self.caller.play("goodbye")
+        self.caller.set_variable(VAR_NEXT, NEXT_HANGUP)
+        self.caller.hangup()
+        raise CallOver
+
+
+def _valid_id(entry: str) -> str | None:
+    return None if idnumber.is_valid(entry) else "id-number-invalid"
+
+
+def ask_card_digits(call: Call) -> str:
+    call.at("card-number")
+    digits = call.caller.ask("enter-card-number", min_len=CARD_MIN, max_len=CARD_MAX)
+    call.card_masked = mask_card(digits)
+    return digits
+
+
+def ask_pin(call: Call, prompt: str = "enter-pin") -> str:
+    call.at(prompt)
+    return call.caller.ask(prompt, min_len=PIN_LENGTH, max_len=PIN_LENGTH, secret=True)
+
+
+def ask_new_pin(call: Call, prompt: str) -> str:
+    """Any length is taken here, so a wrong length is answered by the length rule."""
+    call.at(prompt)
+    return call.caller.ask(prompt, min_len=1, max_len=PIN_LENGTH + 2, secret=True)
+
+
+def ask_id_number(call: Call) -> str:
+    """The check digit is verified before anything else is asked."""
+    call.at("id-number")
+    return call.caller.ask(
+        "enter-id-number",
+        min_len=ID_LENGTH,
+        max_len=ID_LENGTH,
+        secret=True,
+        star_is_x=True,
+        validate=_valid_id,
+    )
+
+
+def say_rule(call: Call, rule: PinRule) -> None:
+    call.caller.play(f"pin-rule-{rule}")
+
+
+def say_refusal(call: Call, outcome: NoMatch | WrongPin | Locked | NotUsable) -> None:
+    """Card/ID mismatch, wrong PIN with tries left, locked or unusable card, in words.
+
+    Locked and unusable cards end the call: only a counter can help them."""
+    caller = call.caller
+    if isinstance(outcome, NoMatch):
+        caller.play("no-match")
+    elif isinstance(outcome, WrongPin):
+        caller.play("wrong-pin")
+        caller.say_count(outcome.attempts_left)
+        caller.play("attempts-left-suffix")
+    elif isinstance(outcome, Locked):
+        caller.play("card-locked")
+        call.goodbye()
+    else:
+        caller.play("card-not-usable")
+        call.goodbye()

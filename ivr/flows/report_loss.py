@@ -1,0 +1,63 @@
+"""Self-service loss report, at any hour, for cards whose PIN is no longer the initial one:
+card number #, ID number #, PIN #; the card is read back and 1 confirms; the reference is
+read back, and 9 repeats it."""
+
+from __future__ import annotations
+
+from backend.outcomes import InitialPinRefused, LossReported
+from backend.services.report_loss import report_loss_self_service
+from ivr.contract import REASON_INITIAL_PIN_LOSS, SCRIPT_REPORT_LOSS
+from ivr.flows import agent
+from ivr.flows.common import Call, ask_card_digits, ask_id_number, ask_pin, say_refusal
+from ivr.flows.script import as_script
+from ivr.registry import register
+
+REFERENCE_REPEATS = 3
+
+
+def read_reference(call: Call, intro: str, reference: str) -> None:
+    call.at("reference")
+    call.caller.play(intro)
+    call.caller.say_digits(reference)
+    for _ in range(REFERENCE_REPEATS):
+        if call.caller.choose_after("loss-reference-repeat", "9") != "9":
+            return
+        call.caller.say_digits(reference)
+
+
+def initial_pin_refused(call: Call) -> None:
+    """Told why; in office hours offered an agent, else told the agents' hours."""
+    call.caller.play("loss-initial-pin-refused")
+    if agent.agents_open():
+        if call.caller.choose_after("agent-offer", "0") == "0":
+            agent.hand_over(call, REASON_INITIAL_PIN_LOSS)
+    else:
+        call.caller.play("agent-hours")
+
+
+def report_loss_flow(call: Call) -> None:
+    card = ask_card_digits(call)
+    holder = ask_id_number(call)
+    pin = ask_pin(call, "enter-pin")
+    call.at("confirm")
+    call.caller.play("loss-card-readback")
+    call.caller.say_digits(card)
+    if call.caller.menu("loss-confirm", "1*") == "*":
+        call.caller.play("loss-cancelled")
+        return
+    call.at("report")
+    outcome = call.backend(report_loss_self_service(card, holder, pin, call.actor))
+    if isinstance(outcome, LossReported):
+        intro = "loss-already-reported" if outcome.already_reported else "loss-reported"
+        read_reference(call, intro, outcome.reference)
+    elif isinstance(outcome, InitialPinRefused):
+        initial_pin_refused(call)
+    else:
+        say_refusal(call, outcome)
+
+
+@register(SCRIPT_REPORT_LOSS)
+@as_script
+def report_loss_script(call: Call) -> None:
+    """The loss-report flow on its own, for a dialplan that routes to it directly."""
+    report_loss_flow(call)

@@ -1,0 +1,170 @@
+"""Change PIN by phone: every outcome a caller can hear."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ivr.contract import NEXT_HANGUP, VAR_NEXT
+from tests.conftest import USED_SECRETS, make_id_number, make_pin
+from tests.flows.conftest import Phone
+from tests.flows.helpers import id_keys, pin_works
+
+
+def change_keys(card: Any, old: str, new: str, again: str | None = None) -> list[str]:
+    return [
+        f"{card.digits}#",
+        f"{old}#",
+        id_keys(card.id_number),
+        f"{new}#",
+        f"{again or new}#",
+    ]
+
+
+async def test_change_from_initial_pin_via_menus(phone: Phone, issue: Any) -> None:
+    """2 (card services), 2 (change PIN), five entries: the PIN is changed and remembered."""
+    card = await issue()
+    new = make_pin()
+    t = await phone.call("main", ["2", "2", *change_keys(card, "123456", new)])
+    assert t.heard[:3] == ["welcome", "main-menu", "card-menu"]
+    assert [p for p, _ in t.keys][2:7] == [
+        "enter-card-number",
+        "enter-pin",
+        "enter-id-number",
+        "enter-new-pin",
+        "enter-new-pin-again",
+    ]
+    assert "pin-changed" in t.heard
+    assert await pin_works(card.digits, card.id_number, new)
+    assert not await pin_works(card.digits, card.id_number, "123456")
+
+
+async def test_change_pin_script_says_goodbye(phone: Phone, issue: Any) -> None:
+    """The change-pin script on its own ends with goodbye and tells the dialplan to hang up."""
+    card = await issue()
+    new = make_pin()
+    t = await phone.call("change-pin", change_keys(card, "123456", new))
+    assert t.heard[-2:] == ["pin-changed", "goodbye"]
+    assert t.variables[VAR_NEXT] == NEXT_HANGUP
+    assert t.ended == "server-hangup"
+
+
+async def test_new_pins_differ_then_entered_again(phone: Phone, issue: Any) -> None:
+    """Two different new PINs: told so, asked again, and the second pair is taken."""
+    card = await issue()
+    first, second = make_pin(), make_pin()
+    keys = [*change_keys(card, "123456", first, second), f"{second}#", f"{second}#"]
+    t = await phone.call("change-pin", keys)
+    assert "new-pins-differ" in t.heard
+    assert "pin-changed" in t.heard
+    assert await pin_works(card.digits, card.id_number, second)
+
+
+async def test_new_pin_breaking_a_rule_is_named(phone: Phone, issue: Any) -> None:
+    """A run like 234567, then 111111, then the initial PIN: each rule is named."""
+    card = await issue()
+    USED_SECRETS.update({"234567", "111111"})
+    keys = change_keys(card, "123456", "234567")[:4] + ["111111#", "123456#"]
+    t = await phone.call("change-pin", keys)
+    heard = t.heard
+    assert "pin-rule-sequence" in heard
+    assert "pin-rule-repeated" in heard
+    assert "pin-rule-initial" in heard
+    assert "too-many-tries" in heard
+    assert await pin_works(card.digits, card.id_number, "123456")
+
+
+async def test_new_pin_of_wrong_length(phone: Phone, issue: Any) -> None:
+    """Five digits for a new PIN: the six-digit rule is spoken."""
+    card = await issue()
+    USED_SECRETS.add("13579")
+    new = make_pin()
+    keys = [*change_keys(card, "123456", "13579")[:4], f"{new}#", f"{new}#"]
+    t = await phone.call("change-pin", keys)
+    assert "pin-rule-length" in t.heard
+    assert "pin-changed" in t.heard
+
+
+async def test_birth_date_pin_refused(phone: Phone, issue: Any) -> None:
+    """The holder's birth date as yymmdd is refused by name."""
+    card = await issue(id_number=make_id_number("19870412"))
+    USED_SECRETS.add("870412")
+    t = await phone.call("change-pin", change_keys(card, "123456", "870412")[:4] + ["!"])
+    assert "pin-rule-birth-date" in t.heard
+
+
+async def test_wrong_old_pin_tells_attempts_left(phone: Phone, issue: Any) -> None:
+    """A wrong old PIN: "wrong PIN, you can try five more times"; nothing changes."""
+    card = await issue()
+    USED_SECRETS.add("907132")
+    t = await phone.call("change-pin", change_keys(card, "907132", make_pin()))
+    heard = t.heard
+    at = heard.index("wrong-pin")
+    assert heard[at : at + 3] == ["wrong-pin", "count-5", "attempts-left-suffix"]
+    assert "enter-new-pin" not in heard
+    assert await pin_works(card.digits, card.id_number, "123456")
+
+
+async def test_locked_card_sent_to_counter(phone: Phone, issue: Any) -> None:
+    """Six wrong PINs over six calls lock the card; the sixth caller hears it is locked."""
+    card = await issue()
+    USED_SECRETS.add("907133")
+    for _ in range(5):
+        await phone.call("change-pin", change_keys(card, "907133", "000000")[:3])
+    t = await phone.call("change-pin", change_keys(card, "907133", "000000")[:3])
+    assert "card-locked" in t.heard
+    assert t.heard[-1] == "goodbye"
+    t = await phone.call("change-pin", change_keys(card, "123456", make_pin()))
+    assert "card-locked" in t.heard
+
+
+async def test_card_and_id_not_matching(phone: Phone, issue: Any) -> None:
+    """Someone else's ID: the same answer as an unknown card."""
+    card = await issue()
+    stranger = make_id_number()
+    keys = [f"{card.digits}#", "123456#", id_keys(stranger)]
+    t = await phone.call("change-pin", keys)
+    assert "no-match" in t.heard
+    t = await phone.call("change-pin", ["99999999#", "123456#", id_keys(card.id_number)])
+    assert "no-match" in t.heard
+
+
+async def test_id_check_digit_checked_first(phone: Phone, issue: Any) -> None:
+    """A wrong check digit is caught at once and the ID asked again, before new PINs."""
+    card = await issue()
+    body = card.id_number[:17]
+    wrong = body + ("0" if card.id_number[17] != "0" else "1")
+    USED_SECRETS.add(wrong)
+    new = make_pin()
+    keys = [
+        f"{card.digits}#",
+        "123456#",
+        id_keys(wrong),
+        id_keys(card.id_number),
+        f"{new}#",
+        f"{new}#",
+    ]
+    t = await phone.call("change-pin", keys)
+    heard = t.heard
+    assert heard.index("id-number-invalid") < heard.index("enter-new-pin")
+    assert "pin-changed" in heard
+
+
+async def test_star_restarts_an_entry(phone: Phone, issue: Any) -> None:
+    """`*` inside the card number starts that entry again without counting a try."""
+    card = await issue()
+    new = make_pin()
+    keys = ["1234*", *change_keys(card, "123456", new)]
+    t = await phone.call("change-pin", keys)
+    assert [p for p, _ in t.keys][:2] == ["enter-card-number", "enter-card-number"]
+    assert "pin-changed" in t.heard
+
+
+async def test_silence_reprompts_then_gives_up(phone: Phone, clock: Any) -> None:
+    """Silence three times at the card number: re-prompted, then too many tries, goodbye
+    (out of hours, so no agent)."""
+    from tests.flows.conftest import EVENING
+
+    clock(EVENING)
+    t = await phone.call("change-pin", ["-", "-", "-"])
+    assert t.heard.count("no-input") == 2
+    assert t.heard[-3:] == ["too-many-tries", "agent-hours", "goodbye"]

@@ -1,0 +1,114 @@
+"""Self-service loss report by phone, and the agent hand-off for initial-PIN cards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ivr.contract import NEXT_AGENT, VAR_AGENT_REASON, VAR_CALL_ID, VAR_CARD_MASKED, VAR_NEXT
+from tests.conftest import make_pin
+from tests.flows.conftest import EVENING, MAKE_UP_SUNDAY, NATIONAL_DAY, OPEN, Phone
+from tests.flows.helpers import id_keys, reports
+
+
+def loss_keys(card: Any, pin: str) -> list[str]:
+    return [f"{card.digits}#", id_keys(card.id_number), f"{pin}#"]
+
+
+def spoken_digits(heard: list[str], start: int, count: int) -> str:
+    return "".join(p.removeprefix("digit-") for p in heard[start : start + count])
+
+
+async def test_report_read_back_and_repeated(phone: Phone, issue: Any) -> None:
+    """Card read back, 1 confirms, the reference read digit by digit, 9 repeats it."""
+    pin = make_pin()
+    card = await issue(pin=pin)
+    t = await phone.call("main", ["2", "1", *loss_keys(card, pin), "1", "9", "-"])
+    heard = t.heard
+    at = heard.index("loss-card-readback")
+    assert spoken_digits(heard, at + 1, len(card.digits)) == card.digits
+    stored = await reports(card.card_number)
+    assert len(stored) == 1 and stored[0].channel == "ivr" and stored[0].status == "active"
+    reference = stored[0].reference
+    first = heard.index("loss-reported") + 1
+    assert spoken_digits(heard, first, 12) == reference
+    again = heard.index("loss-reference-repeat") + 1
+    assert spoken_digits(heard, again, 12) == reference
+    assert "digit-1" in heard  # Mandarin "yao", from the digit prompts
+
+
+async def test_star_cancels_the_report(phone: Phone, issue: Any) -> None:
+    """`*` at the confirmation: told it is cancelled, and no report exists."""
+    pin = make_pin()
+    card = await issue(pin=pin)
+    t = await phone.call("report-loss", [*loss_keys(card, pin), "*"])
+    assert "loss-cancelled" in t.heard
+    assert await reports(card.card_number) == []
+
+
+async def test_second_report_gets_existing_reference(phone: Phone, issue: Any) -> None:
+    """A card already reported: the caller hears the existing reference, no second report."""
+    pin = make_pin()
+    card = await issue(pin=pin)
+    await phone.call("report-loss", [*loss_keys(card, pin), "1", "-"])
+    t = await phone.call("report-loss", [*loss_keys(card, pin), "1", "-"])
+    stored = await reports(card.card_number)
+    assert len(stored) == 1
+    at = t.heard.index("loss-already-reported") + 1
+    assert spoken_digits(t.heard, at, 12) == stored[0].reference
+
+
+async def test_wrong_pin_reports_nothing(phone: Phone, issue: Any) -> None:
+    """A wrong PIN: attempts left are told, nothing is reported."""
+    card = await issue(pin=make_pin())
+    t = await phone.call("report-loss", [*loss_keys(card, make_pin()), "1"])
+    assert "wrong-pin" in t.heard
+    assert await reports(card.card_number) == []
+
+
+async def test_initial_pin_in_office_hours_offers_agent(
+    phone: Phone, issue: Any, clock: Any
+) -> None:
+    """Initial PIN in office hours: told why, 0 reaches the agent queue with screen data."""
+    clock(OPEN)
+    card = await issue()
+    t = await phone.call("report-loss", [*loss_keys(card, "123456"), "1", "0"])
+    assert "loss-initial-pin-refused" in t.heard
+    assert t.heard[-1] == "agent-transfer"
+    assert t.variables[VAR_NEXT] == NEXT_AGENT
+    assert t.variables[VAR_AGENT_REASON] == "initial-pin-loss-report"
+    assert t.variables[VAR_CARD_MASKED].endswith(card.digits[-4:])
+    assert card.digits not in t.variables[VAR_CARD_MASKED]
+    assert t.variables[VAR_CALL_ID]
+    assert t.ended == "agi-returned"
+    assert await reports(card.card_number) == []
+    from backend.services.handoffs import find_handoff
+
+    handoff = await find_handoff(t.variables[VAR_CALL_ID])
+    assert handoff is not None
+
+
+async def test_initial_pin_out_of_hours_hears_hours(phone: Phone, issue: Any, clock: Any) -> None:
+    """Initial PIN at night: told why and told the agents' hours, then goodbye."""
+    clock(EVENING)
+    card = await issue()
+    t = await phone.call("report-loss", [*loss_keys(card, "123456"), "1"])
+    assert t.heard[-3:] == ["loss-initial-pin-refused", "agent-hours", "goodbye"]
+    assert VAR_NEXT in t.variables and t.variables[VAR_NEXT] != NEXT_AGENT
+
+
+async def test_public_holiday_is_out_of_hours(phone: Phone, issue: Any, clock: Any) -> None:
+    """National Day at 10:00 on a Thursday: agents are off."""
+    clock(NATIONAL_DAY)
+    card = await issue()
+    t = await phone.call("report-loss", [*loss_keys(card, "123456"), "1"])
+    assert "agent-hours" in t.heard
+    assert "agent-offer" not in t.heard
+
+
+async def test_make_up_workday_is_in_hours(phone: Phone, issue: Any, clock: Any) -> None:
+    """A Sunday worked in exchange for the National Day break: agents answer."""
+    clock(MAKE_UP_SUNDAY)
+    card = await issue()
+    t = await phone.call("report-loss", [*loss_keys(card, "123456"), "1", "0"])
+    assert "agent-offer" in t.heard
+    assert t.variables[VAR_NEXT] == NEXT_AGENT
