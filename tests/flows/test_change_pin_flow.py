@@ -63,7 +63,7 @@ async def test_new_pin_breaking_a_rule_is_named(phone: Phone, issue: Any) -> Non
     """A run like 234567, then 111111, then the initial PIN: each rule is named."""
     card = await issue()
     USED_SECRETS.update({"234567", "111111"})
-    keys = change_keys(card, "123456", "234567")[:4] + ["111111#", "123456#"]
+    keys = [*change_keys(card, "123456", "234567")[:4], "111111#", "123456#"]
     t = await phone.call("change-pin", keys)
     heard = t.heard
     assert "pin-rule-sequence" in heard
@@ -88,7 +88,7 @@ async def test_birth_date_pin_refused(phone: Phone, issue: Any) -> None:
     """The holder's birth date as yymmdd is refused by name."""
     card = await issue(id_number=make_id_number("19870412"))
     USED_SECRETS.add("870412")
-    t = await phone.call("change-pin", change_keys(card, "123456", "870412")[:4] + ["!"])
+    t = await phone.call("change-pin", [*change_keys(card, "123456", "870412")[:4], "!"])
     assert "pin-rule-birth-date" in t.heard
 
 
