@@ -195,7 +195,8 @@ class Caller:
         """Set a channel variable for the dialplan; the value is cleaned and cut short."""
         if not _VAR_NAME_RE.match(name):
             raise ValueError(f"not a channel variable name: {name!r}")
-        cleaned = clean_text(value, _VAR_VALUE_LIMIT).replace('"', "").replace("\\", "")
+        unquoted = value.replace('"', "").replace("\\", "")
+        cleaned = clean_text(unquoted, _VAR_VALUE_LIMIT)
         self._channel.set_variable(name, cleaned)
 
     def hangup(self) -> None:

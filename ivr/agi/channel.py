@@ -105,7 +105,7 @@ class AgiChannel:
 
     def command(self, verb: str, *args: str | int) -> Reply:
         """Send one command; hang-ups raise CallerHungUp, rejections AgiProtocolError."""
-        if verb in ("STREAM FILE", "GET DATA"):
+        if verb in ("STREAM FILE", "GET DATA") and args:
             self.last_step = f"{verb} {args[0]}"
         else:
             self.last_step = verb
