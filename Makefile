@@ -49,7 +49,7 @@ $(STAMP)/venv: pyproject.toml
 	@mkdir -p $(STAMP)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[test]'
 	touch $@
 
 clean:
