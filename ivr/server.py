@@ -27,7 +27,8 @@ from ivr.caller import Caller, Timeouts, sound
 
 log = structlog.get_logger("ivr.server")
 
-FlowFn = Callable[[Caller], None]
+# What a flow returns is ignored (registry flows return None; test flows return results).
+FlowFn = Callable[[Caller], object]
 
 # A lost listen queue drops calls under a burst; 100 lost calls at 5,000 held, 4,096 did not.
 LISTEN_BACKLOG = 4096

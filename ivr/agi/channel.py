@@ -132,6 +132,10 @@ class AgiChannel:
         """Play `sound` uninterruptibly; False if the file is missing (the call goes on)."""
         reply = self.command("STREAM FILE", sound, '""')
         if reply.is_minus_one:
+            if reply.endpos:
+                # The file was opened and partly played, so it exists: the caller left.
+                self._agi.hung_up = True
+                raise CallerHungUp(f"hung up during {self.last_step}")
             self._missing_or_hangup()
             return False
         return True

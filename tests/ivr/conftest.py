@@ -62,6 +62,13 @@ async def line() -> AsyncIterator[Line]:
     assert not server.errors, server.errors
 
 
+async def calls_held(server: AgiServer, count: int) -> None:
+    """Wait until `count` calls are in progress on `server`."""
+    async with asyncio.timeout(5.0):
+        while server.active_calls < count:  # noqa: ASYNC110 - polls a counter the server owns
+            await asyncio.sleep(0.01)
+
+
 CLOSE = object()  # in a reply script: Asterisk closes the socket instead of replying
 
 
@@ -73,8 +80,16 @@ async def over_socket(
     Returns what `body` returned (or raised) and the command lines Asterisk received.
     """
     commands: list[str] = []
+    finished = asyncio.Event()
 
     async def asterisk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await answer(reader, writer)
+        finally:
+            writer.close()
+            finished.set()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for reply in replies:
             line = await reader.readline()
             if not line:
@@ -85,7 +100,6 @@ async def over_socket(
             assert isinstance(reply, str)
             writer.write(reply.encode())
             await writer.drain()
-        writer.close()
 
     listener = await asyncio.start_server(asterisk, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
@@ -99,7 +113,10 @@ async def over_socket(
             return exc
 
     try:
-        return await run_in_greenlet(run), commands
+        result = await run_in_greenlet(run)
     finally:
         writer.close()
         listener.close()
+    async with asyncio.timeout(2.0):
+        await finished.wait()  # every command sent has been recorded
+    return result, commands

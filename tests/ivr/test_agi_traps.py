@@ -107,12 +107,22 @@ async def test_stream_file_missing_while_channel_up() -> None:
     assert commands == ['STREAM FILE ivr/none ""', "CHANNEL STATUS"]
 
 
-async def test_stream_file_minus_one_then_hangup() -> None:
-    """STREAM FILE `result=-1` followed by Asterisk's HANGUP line: the caller left."""
-    result, _ = await over_socket(
+async def test_stream_file_minus_one_part_played() -> None:
+    """STREAM FILE `result=-1` with endpos > 0: the file exists, so the caller left."""
+    result, commands = await over_socket(
         ["200 result=-1 endpos=4000\nHANGUP\n", "511 dead\n"], lambda ch: ch.stream_file("a")
     )
     assert isinstance(result, CallerHungUp)
+    assert commands == ['STREAM FILE a ""']
+
+
+async def test_stream_file_minus_one_then_hangup_line() -> None:
+    """STREAM FILE `result=-1 endpos=0` then Asterisk's HANGUP line: the caller left."""
+    result, commands = await over_socket(
+        ["200 result=-1 endpos=0\nHANGUP\n", "511 dead\n"], lambda ch: ch.stream_file("a")
+    )
+    assert isinstance(result, CallerHungUp)
+    assert commands == ['STREAM FILE a ""', "CHANNEL STATUS"]
 
 
 async def test_stream_file_minus_one_channel_down() -> None:

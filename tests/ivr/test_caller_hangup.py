@@ -1,0 +1,72 @@
+"""A hang-up at any moment ends the flow with CallerHungUp and one log line."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from ivr.caller import Caller, CallerHungUp
+from tests.ivr.conftest import Line
+
+KEYS = ["2", "123456#", "9"]
+
+
+def every_verb(caller: Caller) -> str:
+    caller.play("welcome")
+    caller.menu("main-menu", "12", intro=["please-wait"])
+    pin = caller.ask("enter-pin", min_len=6, max_len=6, secret=True)
+    caller.say_digits("1X")
+    caller.say_count(2)
+    caller.set_variable("IVR_NEXT", "hangup")
+    caller.choose_after("loss-reference-repeat", "9")
+    caller.hangup()
+    return f"done {len(pin)}"
+
+
+async def _command_count(line: Line) -> int:
+    transcript = await line.call(every_verb, KEYS)
+    assert line.results.pop() == "done 6"
+    return len(transcript.commands)
+
+
+async def test_full_call_without_hangup(line: Line) -> None:
+    """The reference call runs every verb and ends with the server's hang-up."""
+    assert await _command_count(line) == 10
+
+
+@pytest.mark.parametrize("nth", range(1, 11))
+async def test_hangup_at_each_command(line: Line, nth: int) -> None:
+    """Hanging up as the Nth command arrives raises CallerHungUp in the flow, logged once."""
+    with capture_logs() as logs:
+        transcript = await line.call(every_verb, KEYS, hangup_at=nth)
+    assert isinstance(line.results[0], CallerHungUp)
+    assert transcript.ended == "caller-hangup"
+    # Nothing sent after the hang-up but a status check (is it a hang-up or a missing file?).
+    assert set(transcript.commands[nth:]) <= {"CHANNEL STATUS"}
+    ends = [entry for entry in logs if entry["event"].startswith("call.")]
+    assert [entry["event"] for entry in ends] == ["call.hung_up"]
+    assert ends[0]["at"]
+
+
+async def test_hangup_while_a_prompt_plays(line: Line) -> None:
+    """Hanging up during a named prompt ends the call there."""
+    with capture_logs() as logs:
+        transcript = await line.call(every_verb, KEYS, hangup_at="enter-pin")
+    assert isinstance(line.results[0], CallerHungUp)
+    assert transcript.heard[-1] == "enter-pin"
+    (end,) = [entry for entry in logs if entry["event"] == "call.hung_up"]
+    assert end["at"] == "GET DATA ivr12333/enter-pin"
+
+
+async def test_hangup_when_keys_run_out(line: Line) -> None:
+    """When the key groups run out the caller hangs up at the next input prompt."""
+    transcript = await line.call(every_verb, ["2"])
+    assert isinstance(line.results[0], CallerHungUp)
+    assert transcript.heard[-1] == "enter-pin"
+
+
+async def test_hangup_group(line: Line) -> None:
+    """The `!` group hangs up at that input prompt."""
+    transcript = await line.call(every_verb, ["!", "1"])
+    assert isinstance(line.results[0], CallerHungUp)
+    assert transcript.heard == ["welcome", "please-wait", "main-menu"]
