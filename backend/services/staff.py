@@ -1,0 +1,207 @@
+"""Staff accounts of the console: create, authenticate, list, deactivate; each audited.
+
+Passwords are hashed with argon2id in the application (on a worker thread), so no password
+ever reaches SQL text or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Row, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from backend.db.tables import staff
+from backend.errors import InvalidInput
+from backend.outcomes import Actor, Channel
+from backend.services import common
+
+_USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,31}")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 128
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    CLERK = "clerk"
+    SUPERVISOR = "supervisor"
+
+
+# The audit channel a staff member acts through.
+_CHANNEL = {
+    Role.AGENT: Channel.AGENT,
+    Role.CLERK: Channel.COUNTER,
+    Role.SUPERVISOR: Channel.OPERATOR,
+}
+
+
+@dataclass(frozen=True)
+class StaffView:
+    staff_id: int
+    username: str
+    display_name: str
+    role: Role
+    active: bool
+    created_at: dt.datetime
+
+    @property
+    def actor(self) -> Actor:
+        return actor_for(self.username, self.role)
+
+
+class DuplicateUsername(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__("username-taken", "this username exists already")
+
+
+def actor_for(username: str, role: Role) -> Actor:
+    return Actor(_CHANNEL[role], f"staff:{username}")
+
+
+@lru_cache(maxsize=1)
+def _hasher() -> PasswordHasher:
+    # argon2id defaults of argon2-cffi (RFC 9106 low-memory profile): ~50 ms a check.
+    return PasswordHasher()
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher().hash("not-a-real-password")
+
+
+def _verify_sync(stored: str, password: str) -> bool:
+    try:
+        return _hasher().verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def _verify(stored: str, password: str) -> bool:
+    return await asyncio.to_thread(_verify_sync, stored, password)
+
+
+def check_username(text: str) -> str:
+    username = text.strip().lower()
+    if not _USERNAME.fullmatch(username):
+        raise InvalidInput("username", "3-32 characters: a letter, then letters, digits, . _ -")
+    return username
+
+
+def check_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput("password", f"a password has {MIN_PASSWORD}-{MAX_PASSWORD} characters")
+    return password
+
+
+def check_display_name(text: str) -> str:
+    name = text.strip()
+    if not name or len(name) > 64:
+        raise InvalidInput("display-name", "the name is required (at most 64 characters)")
+    return name
+
+
+def _view(row: Row[Any]) -> StaffView:
+    return StaffView(
+        staff_id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        role=Role(row.role),
+        active=row.active,
+        created_at=row.created_at,
+    )
+
+
+async def create_staff(
+    username: str, display_name: str, role: Role | str, password: str, actor: Actor
+) -> StaffView:
+    """A new active account; `DuplicateUsername` if the name is taken (nothing changes)."""
+    name = check_username(username)
+    shown = check_display_name(display_name)
+    try:
+        staff_role = Role(role)
+    except ValueError:
+        raise InvalidInput("role", "unknown role") from None
+    password_hash = await asyncio.to_thread(_hasher().hash, check_password(password))
+    async with common.transaction() as conn:
+        row = (
+            await conn.execute(
+                insert(staff)
+                .values(
+                    username=name,
+                    display_name=shown,
+                    role=str(staff_role),
+                    password_hash=password_hash,
+                )
+                .on_conflict_do_nothing(index_elements=["username"])
+                .returning(staff)
+            )
+        ).first()
+        if row is None:
+            await common.audit(
+                conn, actor, "staff-create", "username-taken", None, {"username": name}
+            )
+        else:
+            await common.audit(
+                conn, actor, "staff-create", "created", None, {"username": name, "role": row.role}
+            )
+    if row is None:
+        raise DuplicateUsername()
+    return _view(row)
+
+
+async def authenticate(username: str, password: str) -> StaffView | None:
+    """The active account these credentials open, or None; every attempt is audited."""
+    name = username.strip().lower()
+    async with common.engine().connect() as conn:
+        row = (await conn.execute(select(staff).where(staff.c.username == name))).first()
+    if row is None:
+        # As slow as a real check, so timing does not tell which usernames exist.
+        await _verify(_dummy_hash(), password)
+        await common.audit_alone(Actor(Channel.OPERATOR, "console"), "login", "unknown-user", None)
+        return None
+    view = _view(row)
+    if not await _verify(row.password_hash, password):
+        await common.audit_alone(view.actor, "login", "wrong-password", None)
+        return None
+    if not view.active:
+        await common.audit_alone(view.actor, "login", "inactive", None)
+        return None
+    await common.audit_alone(view.actor, "login", "ok", None)
+    return view
+
+
+async def get_staff(staff_id: int) -> StaffView | None:
+    async with common.engine().connect() as conn:
+        row = (await conn.execute(select(staff).where(staff.c.id == staff_id))).first()
+    return None if row is None else _view(row)
+
+
+async def list_staff() -> list[StaffView]:
+    async with common.engine().connect() as conn:
+        rows = (await conn.execute(select(staff).order_by(staff.c.username))).all()
+    return [_view(row) for row in rows]
+
+
+async def deactivate_staff(username: str, actor: Actor) -> bool:
+    """True if an active account was deactivated; False if none (unknown or inactive)."""
+    name = username.strip().lower()
+    async with common.transaction() as conn:
+        done = (
+            await conn.execute(
+                update(staff)
+                .where(staff.c.username == name, staff.c.active.is_(True))
+                .values(active=False)
+                .returning(staff.c.id)
+            )
+        ).first()
+        outcome = "deactivated" if done is not None else "not-active"
+        await common.audit(conn, actor, "staff-deactivate", outcome, None, {"username": name})
+    return done is not None

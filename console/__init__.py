@@ -1,0 +1,1 @@
+"""The staff web console: agents, counter clerks and supervisors over the card backend."""

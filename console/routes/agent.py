@@ -1,0 +1,149 @@
+"""The agent's screens: calls handed over by the IVR, the holder check, the loss report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+import structlog
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from backend.errors import InvalidInput
+from backend.outcomes import LossReported, NoMatch, NotUsable, Verified
+from backend.services.cards import check_holder
+from backend.services.handoffs import (
+    CALL_CHECK,
+    CALL_CHECK_FAILED,
+    HandoffView,
+    audit_call,
+    failed_checks,
+    find_handoff,
+    recent_handoffs,
+)
+from backend.services.report_loss import report_loss_by_staff
+from backend.services.staff import Role, StaffView
+from console import messages
+from console.auth import require
+from console.config import get_console_settings
+from console.pending import PendingStore
+from console.templating import render
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/agent")
+Agent = Annotated[StaffView, Depends(require(Role.AGENT))]
+
+NOT_FOUND = "没有找到这个来电编号的转接记录，请核对来电编号。"
+
+
+def _purpose(call_id: str) -> str:
+    return f"call:{call_id}"
+
+
+async def _call(call_id: str) -> HandoffView | None:
+    try:
+        return await find_handoff(call_id)
+    except InvalidInput:
+        return None
+
+
+async def _call_page(
+    request: Request, call: HandoffView, status_code: int = 200, **context: object
+) -> Response:
+    limit = get_console_settings().call_check_limit
+    failed = await failed_checks(call.call_id)
+    values = {"call": call, "failed": failed, "limit": limit, "blocked": failed >= limit}
+    return render(request, "agent/call.html", {**values, **context}, status_code)
+
+
+@router.get("")
+async def calls(request: Request, _agent: Agent) -> Response:
+    return render(request, "agent/calls.html", {"calls": await recent_handoffs(20)})
+
+
+@router.get("/lookup")
+async def lookup(
+    request: Request, _agent: Agent, call_id: Annotated[str, Query()] = ""
+) -> Response:
+    call = await _call(call_id)
+    if call is None:
+        context = {"calls": await recent_handoffs(20), "error": NOT_FOUND, "call_id": call_id}
+        return render(request, "agent/calls.html", context, 404)
+    return RedirectResponse(f"/agent/calls/{quote(call.call_id, safe='')}", status_code=303)
+
+
+@router.get("/calls/{call_id}")
+async def call_page(request: Request, call_id: str, _agent: Agent) -> Response:
+    call = await _call(call_id)
+    if call is None:
+        context = {"calls": await recent_handoffs(20), "error": NOT_FOUND}
+        return render(request, "agent/calls.html", context, 404)
+    return await _call_page(request, call)
+
+
+@router.post("/calls/{call_id}/check")
+async def check(
+    request: Request,
+    call_id: str,
+    agent: Agent,
+    card_number: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    id_number: Annotated[str, Form()] = "",
+) -> Response:
+    call = await _call(call_id)
+    if call is None:
+        return render(request, "agent/calls.html", {"calls": [], "error": NOT_FOUND}, 404)
+    typed = {"card_number": card_number.strip(), "name": name.strip()}
+    limit = get_console_settings().call_check_limit
+    if await failed_checks(call.call_id) >= limit:
+        await audit_call(agent.actor, CALL_CHECK, "refused-limit", None, call.call_id)
+        return await _call_page(request, call, 403)
+    try:
+        outcome = await check_holder(card_number, name, id_number, agent.actor)
+    except InvalidInput as exc:
+        # A typing slip checks nothing, so it does not count against the caller.
+        log.info("call_check_invalid", code=exc.code, call_id=call.call_id)
+        error = messages.invalid_input(exc)
+        return await _call_page(request, call, 400, error=error, typed=typed)
+    if isinstance(outcome, NoMatch):
+        await audit_call(agent.actor, CALL_CHECK, CALL_CHECK_FAILED, None, call.call_id)
+        return await _call_page(request, call, 200, error=messages.NO_MATCH, typed=typed)
+    assert isinstance(outcome, Verified)
+    card = outcome.card
+    await audit_call(agent.actor, CALL_CHECK, "ok", card.card_masked, call.call_id)
+    pending: PendingStore = request.app.state.pending
+    token = pending.put(
+        agent.username, _purpose(call.call_id), card.card_number, id_number, card.card_masked
+    )
+    return await _call_page(request, call, 200, verified=card, token=token)
+
+
+@router.post("/calls/{call_id}/report")
+async def report(
+    request: Request, call_id: str, agent: Agent, token: Annotated[str, Form()] = ""
+) -> Response:
+    call = await _call(call_id)
+    if call is None:
+        return render(request, "agent/calls.html", {"calls": [], "error": NOT_FOUND}, 404)
+    pending: PendingStore = request.app.state.pending
+    held = pending.take(token, agent.username, _purpose(call.call_id))
+    if held is None:
+        return await _call_page(request, call, 409, error=messages.EXPIRED)
+    outcome = await report_loss_by_staff(held.card_number, held.id_number, agent.actor)
+    if isinstance(outcome, NoMatch | NotUsable):
+        result = "no-match" if isinstance(outcome, NoMatch) else "not-usable"
+        await audit_call(agent.actor, "call-report-loss", result, held.card_masked, call.call_id)
+        error = messages.NO_MATCH if isinstance(outcome, NoMatch) else messages.NOT_USABLE
+        return await _call_page(request, call, 200, error=error)
+    assert isinstance(outcome, LossReported)
+    await audit_call(
+        agent.actor,
+        "call-report-loss",
+        "existing" if outcome.already_reported else "reported",
+        held.card_masked,
+        call.call_id,
+        reference=outcome.reference,
+    )
+    context = {"call": call, "report": outcome, "card_masked": held.card_masked}
+    return render(request, "agent/reported.html", context)

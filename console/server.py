@@ -1,0 +1,23 @@
+"""Serving the console with uvicorn, where the operator says (loopback by default)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from backend.logsetup import configure_from_settings
+
+
+def serve(host: str, port: int) -> None:
+    configure_from_settings()
+    # No access log: uvicorn would write query strings (a searched card number) verbatim.
+    # The app logs method, path and status itself, masked.
+    uvicorn.run(
+        "console.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
+    )

@@ -1,0 +1,135 @@
+"""Console fixtures: staff accounts, an in-process client, and the served console for the
+browser; every page any of them sees is kept for the secret scan."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, TEST_DATA, USED_SECRETS
+
+# The HTML of every page the tests saw, through httpx or the browser.
+SEEN_PAGES: list[str] = []
+
+_CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password: str
+    role: str
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+def new_password() -> str:
+    password = "pw-" + secrets.token_urlsafe(12)
+    USED_SECRETS.add(password)
+    return password
+
+
+@pytest.fixture
+async def make_staff(db: str):  # type: ignore[no-untyped-def]
+    """Create an account: `await make_staff("agent")`."""
+    from backend.outcomes import Actor, Channel
+    from backend.services.staff import create_staff
+
+    async def _make(role: str) -> Account:
+        username = f"{role}{secrets.token_hex(3)}"
+        password = new_password()
+        await create_staff(username, f"测试{role}", role, password, Actor(Channel.OPERATOR, "test"))
+        return Account(username, password, role)
+
+    return _make
+
+
+class Client:
+    """An in-process client that records each page and knows the current CSRF token."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.csrf = ""
+
+    def _keep(self, response: httpx.Response) -> httpx.Response:
+        if response.headers.get("content-type", "").startswith("text/html"):
+            SEEN_PAGES.append(response.text)
+            if "csrf_token" in response.text:
+                self.csrf = csrf_of(response.text)
+        return response
+
+    async def get(self, url: str, params: dict[str, str] | None = None) -> httpx.Response:
+        return self._keep(await self.http.get(url, params=params))
+
+    async def post(self, url: str, data: dict[str, str], *, csrf: bool = True) -> httpx.Response:
+        form = {**data, "csrf_token": self.csrf} if csrf else data
+        return self._keep(await self.http.post(url, data=form))
+
+    async def login(self, account: Account) -> httpx.Response:
+        await self.get("/login")
+        response = await self.post(
+            "/login", {"username": account.username, "password": account.password}
+        )
+        assert response.status_code == 303, response.text
+        return response
+
+
+@pytest.fixture
+async def client(db: str) -> AsyncIterator[Client]:
+    """The console app in this process, on the tests' event loop."""
+    from console.app import create_app
+
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        yield Client(http)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def console_url(database_url: str) -> Iterator[str]:
+    """`ivr12333 console serve` in a subprocess on a free loopback port, on the test DB."""
+    port = _free_port()
+    env = {**os.environ, "IVR_DATABASE_URL": database_url}
+    errors = (TEST_DATA / "console-server.err").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "console", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(url + "/login", timeout=1)
+            break
+        except httpx.TransportError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError("the console did not start; see console-server.err") from None
+            time.sleep(0.1)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+    errors.close()
