@@ -16,6 +16,8 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -66,10 +68,20 @@ def actor_for(username: str, role: Role) -> Actor:
     return Actor(_CHANNEL[role], f"staff:{username}")
 
 
+class PasswordCost(BaseSettings):
+    """argon2id cost of staff passwords (`IVR_PASSWORD_HASH_*`); the defaults are
+    argon2-cffi's, RFC 9106's low-memory profile. Tests lower them to save time."""
+
+    model_config = SettingsConfigDict(env_prefix="IVR_PASSWORD_HASH_", extra="ignore")
+
+    time_cost: int = Field(default=3, ge=1, le=20)
+    memory_kib: int = Field(default=65536, ge=8192, le=1048576)
+
+
 @lru_cache(maxsize=1)
 def _hasher() -> PasswordHasher:
-    # argon2id defaults of argon2-cffi (RFC 9106 low-memory profile): ~50 ms a check.
-    return PasswordHasher()
+    cost = PasswordCost()
+    return PasswordHasher(time_cost=cost.time_cost, memory_cost=cost.memory_kib, parallelism=4)
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@ browser; every page any of them sees is kept for the secret scan."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -15,11 +16,20 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Response as PwResponse
 
 from tests.conftest import ROOT, TEST_DATA, USED_SECRETS
 
+# Cheap password hashes for the tests (the served console inherits this too).
+os.environ.setdefault("IVR_PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("IVR_PASSWORD_HASH_MEMORY_KIB", "8192")
+
 # The HTML of every page the tests saw, through httpx or the browser.
 SEEN_PAGES: list[str] = []
+
+STAFF_NAMES = {"agent": "李明", "clerk": "王芳", "supervisor": "张伟"}
 
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
@@ -52,7 +62,8 @@ async def make_staff(db: str):  # type: ignore[no-untyped-def]
     async def _make(role: str) -> Account:
         username = f"{role}{secrets.token_hex(3)}"
         password = new_password()
-        await create_staff(username, f"测试{role}", role, password, Actor(Channel.OPERATOR, "test"))
+        shown = STAFF_NAMES.get(role, role)
+        await create_staff(username, shown, role, password, Actor(Channel.OPERATOR, "test"))
         return Account(username, password, role)
 
     return _make
@@ -133,3 +144,49 @@ def console_url(database_url: str) -> Iterator[str]:
     server.terminate()
     server.wait(timeout=10)
     errors.close()
+
+
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=BROWSER_ARGS
+        )
+        yield launched
+        await launched.close()
+
+
+async def _keep_html(response: PwResponse) -> None:
+    if response.status >= 300 and response.status < 400:
+        return
+    if not response.headers.get("content-type", "").startswith("text/html"):
+        return
+    # A body the browser already dropped is skipped; the page's DOM is kept at the end.
+    with contextlib.suppress(PlaywrightError):
+        SEEN_PAGES.append(await response.text())
+
+
+@pytest.fixture
+async def page(browser: Browser, console_url: str) -> AsyncIterator[Page]:
+    """A fresh browser context on the served console; every HTML response is kept."""
+    context = await browser.new_context(
+        base_url=console_url, viewport={"width": 1100, "height": 720}, locale="zh-CN"
+    )
+    opened = await context.new_page()
+    opened.on("response", _keep_html)
+    yield opened
+    SEEN_PAGES.append(await opened.content())
+    await context.close()
