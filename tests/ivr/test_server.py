@@ -61,8 +61,7 @@ async def test_malformed_script_name(line: Line) -> None:
 
 
 async def test_unexpected_exception(line: Line) -> None:
-    """A flow's bug is logged with its traceback and recorded; the caller hears
-    system-error and the AGI returns to the dialplan (no hang-up)."""
+    """A flow's bug is logged and recorded; the caller hears system-error, the dialplan goes on."""
 
     def broken(caller: Caller) -> None:
         caller.play("welcome")
@@ -105,8 +104,7 @@ async def test_many_calls_at_once(line: Line) -> None:
 
 
 async def test_await_bridge(line: Line) -> None:
-    """Flow code awaits coroutines with await_; results, exceptions and the call's
-    log context cross the bridge."""
+    """await_ carries results, exceptions and the call's log context across the bridge."""
 
     async def backend(value: int) -> tuple[int, object]:
         await asyncio.sleep(0.01)
@@ -128,8 +126,7 @@ async def test_await_bridge(line: Line) -> None:
 
 
 async def test_drain_lets_calls_finish_then_says_goodbye() -> None:
-    """On drain: no new calls; a quick call finishes; a slow one hears goodbye and is
-    hung up once the drain time is over."""
+    """Drain refuses new calls, lets a quick call finish and says goodbye to a slow one."""
     server = AgiServer({"slow": _slow}, drain_seconds=0.5)
     port = await server.start("127.0.0.1", 0)
     quick = asyncio.create_task(run_call("127.0.0.1", port, "slow", ["1"], think_seconds=0.2))
