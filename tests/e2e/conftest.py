@@ -1,0 +1,124 @@
+"""Real Asterisk 22 and SIPp for end-to-end tests.
+
+`e2e_asterisk` starts one Asterisk for the session with the project's dialplan, pointed at
+two FastAGI addresses on free ports (tried in turn) and one agent phone with a fixed address.
+Nothing listens on those ports unless a test starts a server there. The first run builds the
+Debian sid root folder (a minute or two).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from backend.settings import get_settings
+from dialplan import local, sipp_call
+from dialplan.render import Agent
+
+
+@dataclass
+class E2EAsterisk:
+    instance: local.Instance
+    # FastAGI addresses in the order the dialplan tries them.
+    agi_ports: tuple[int, int]
+    agent_port: int
+
+    @property
+    def sip_port(self) -> int:
+        return self.instance.sip_port
+
+    def cli(self, command: str) -> str:
+        return self.instance.cli(command)
+
+    def set_clock(self, at: dt.datetime | None) -> None:
+        """Office hours are judged at `at` (None: the real clock)."""
+        value = "" if at is None else str(int(at.timestamp()))
+        self.cli(f"dialplan set global IVR_CLOCK_EPOCH {value}".rstrip())
+
+    def call(self, keys: str = "", number: str = "12333", timeout: float = 60) -> CallTrace:
+        """Places a call and returns it with the Asterisk log lines written meanwhile."""
+        start = self.instance.log_size()
+        result = sipp_call.place_call(number, keys, sip_port=self.sip_port, timeout=timeout)
+        # Asterisk writes its last lines just after the BYE.
+        time.sleep(0.3)
+        return CallTrace(result, self.instance.log_text(start))
+
+
+@dataclass
+class CallTrace:
+    result: sipp_call.CallResult
+    log: str
+
+    def executed(self, app: str, argument: str) -> list[dt.datetime]:
+        """Times at which the call's dialplan ran `app` with `argument` (first argument)."""
+        pattern = re.compile(
+            r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]\s+-- Executing \[[^\]]+\] "
+            + re.escape(app)
+            + r'\("[^"]*", "'
+            + re.escape(argument)
+            + r'[",]'
+        )
+        return [
+            dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+            for line in self.log.splitlines()
+            if (m := pattern.match(line))
+        ]
+
+    def first_line_time(self, needle: str) -> dt.datetime | None:
+        for line in self.log.splitlines():
+            if needle in line and line.startswith("["):
+                return dt.datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S.%f")
+        return None
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _distinct_tcp_ports(n: int) -> tuple[int, ...]:
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(sipp_call.free_tcp_port())
+    return tuple(sorted(ports))
+
+
+def _forget_finished_instances() -> None:
+    # Logs and state of earlier sessions' instances (each session names its own).
+    data_dir = get_settings().data_dir
+    for path in data_dir.glob("asterisk-e2e-*.*"):
+        name = path.stem.removeprefix("asterisk-")
+        if path.suffix in (".log", ".json") and local.status(name) is None:
+            path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def e2e_asterisk() -> Iterator[E2EAsterisk]:
+    if os.geteuid() != 0:
+        pytest.skip("Asterisk runs in a chroot: the end-to-end tests need root")
+    if shutil.which("sipp") is None:
+        pytest.fail("sipp is missing: `make system-deps` installs sip-tester")
+    _forget_finished_instances()
+    first, second = _distinct_tcp_ports(2)
+    agent_port = sipp_call.free_udp_port()
+    sip_port = sipp_call.free_udp_port()
+    while sip_port == agent_port:
+        sip_port = sipp_call.free_udp_port()
+    name = f"e2e-{os.getpid()}"
+    instance = local.up(
+        [f"127.0.0.1:{first}", f"127.0.0.1:{second}"],
+        sip_port,
+        agents=[Agent("agent1", port=agent_port)],
+        instance=name,
+        queue_wait_s=10,
+    )
+    try:
+        yield E2EAsterisk(instance, (first, second), agent_port)
+    finally:
+        local.down(name, purge=True)
