@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -81,8 +82,8 @@ async def _csrf_refused(request: Request, _exc: Exception) -> Response:
     return render(request, "error.html", {"title": "请求被拒绝", "message": message}, 403)
 
 
-async def _unavailable(request: Request, _exc: Exception) -> Response:
-    await current_staff(request)
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    log.error("service_unavailable", error=type(exc).__name__, path=request.url.path)
     return render(request, "error.html", {"title": "系统暂时不可用", "message": UNAVAILABLE}, 503)
 
 
@@ -120,6 +121,9 @@ def create_app() -> FastAPI:
     app.add_exception_handler(WrongRole, _wrong_role)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
     app.add_exception_handler(ServiceUnavailable, _unavailable)
+    # Reads outside the backend's transactions fail with the driver's errors: same page.
+    app.add_exception_handler(DBAPIError, _unavailable)
+    app.add_exception_handler(OSError, _unavailable)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _server_error)

@@ -87,7 +87,7 @@ def _where(query: Select[Any], wanted: AuditFilter) -> Select[Any]:
 async def search_audit(wanted: AuditFilter, page: int = 1, page_size: int = PAGE_SIZE) -> AuditPage:
     page = max(1, page)
     page_size = max(1, min(page_size, 500))
-    async with common.engine().connect() as conn:
+    async with common.transaction() as conn:
         total = (
             await conn.execute(_where(select(func.count()).select_from(audit_events), wanted))
         ).scalar_one()
@@ -120,6 +120,6 @@ async def distinct_values(column: str) -> list[str]:
     col = {"channel": audit_events.c.channel, "action": audit_events.c.action}.get(
         column, audit_events.c.outcome
     )
-    async with common.engine().connect() as conn:
+    async with common.transaction() as conn:
         rows = (await conn.execute(select(col).distinct().order_by(col))).all()
     return [row[0] for row in rows]

@@ -69,13 +69,13 @@ async def record_handoff(
 
 async def find_handoff(call_id: str) -> HandoffView | None:
     call = check_call_id(call_id)
-    async with common.engine().connect() as conn:
+    async with common.transaction() as conn:
         row = (await conn.execute(select(handoffs).where(handoffs.c.call_id == call))).first()
     return None if row is None else _view(row)
 
 
 async def recent_handoffs(limit: int = 20) -> list[HandoffView]:
-    async with common.engine().connect() as conn:
+    async with common.transaction() as conn:
         rows = (
             await conn.execute(
                 select(handoffs)
@@ -99,7 +99,7 @@ async def audit_call(
 
 
 async def failed_checks(call_id: str) -> int:
-    async with common.engine().connect() as conn:
+    async with common.transaction() as conn:
         count = (
             await conn.execute(
                 select(func.count())

@@ -172,7 +172,7 @@ async def create_staff(
 async def authenticate(username: str, password: str) -> StaffView | None:
     """The active account these credentials open, or None; every attempt is audited."""
     name = username.strip().lower()
-    async with common.engine().connect() as conn:
+    async with common.transaction() as conn:
         row = (await conn.execute(select(staff).where(staff.c.username == name))).first()
     if row is None:
         # As slow as a real check, so timing does not tell which usernames exist.
@@ -191,13 +191,13 @@ async def authenticate(username: str, password: str) -> StaffView | None:
 
 
 async def get_staff(staff_id: int) -> StaffView | None:
-    async with common.engine().connect() as conn:
+    async with common.transaction() as conn:
         row = (await conn.execute(select(staff).where(staff.c.id == staff_id))).first()
     return None if row is None else _view(row)
 
 
 async def list_staff() -> list[StaffView]:
-    async with common.engine().connect() as conn:
+    async with common.transaction() as conn:
         rows = (await conn.execute(select(staff).order_by(staff.c.username))).all()
     return [_view(row) for row in rows]
 

@@ -46,14 +46,16 @@ async def login(
 ) -> Response:
     throttle: LoginThrottle = request.app.state.throttle
     key = username.strip().lower()
+    # What was typed as a username is neither logged nor shown again: people do type
+    # their password into the wrong field. The audit trail names known accounts.
     if throttle.paused(key):
-        log.warning("login_paused", username=key)
-        return render(request, "login.html", {"error": PAUSED, "username": key}, 429)
+        log.warning("login_paused")
+        return render(request, "login.html", {"error": PAUSED}, 429)
     found = await authenticate(username, password)
     if found is None:
         throttle.failed(key)
-        log.info("login_failed", username=key)
-        return render(request, "login.html", {"error": FAILED, "username": key}, 401)
+        log.info("login_failed")
+        return render(request, "login.html", {"error": FAILED}, 401)
     throttle.succeeded(key)
     request.state.session = sessions.logged_in(found.staff_id)
     log.info("login", username=found.username, role=str(found.role))

@@ -104,3 +104,52 @@ async def test_unknown_page_is_a_chinese_404(client) -> None:  # type: ignore[no
     response = await client.get("/no-such-page")
     assert response.status_code == 404
     assert "页面不存在" in response.text
+
+
+async def test_login_pauses_after_repeated_failures(client, make_staff) -> None:  # type: ignore[no-untyped-def]
+    """Five wrong passwords pause the account, even for the right password."""
+    agent = await make_staff("agent")
+    await client.get("/login")
+    for _ in range(5):
+        await client.post("/login", {"username": agent.username, "password": "wrong-" + "x" * 8})
+    paused = await client.post("/login", {"username": agent.username, "password": agent.password})
+    assert paused.status_code == 429 and "登录失败次数过多" in paused.text
+
+
+async def test_database_outage_gets_a_polite_page(client, make_staff, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """ServiceUnavailable becomes a 503 page in Chinese that says nothing changed."""
+    from backend.errors import ServiceUnavailable
+    from console.routes import agent as agent_routes
+
+    async def down(_limit: int) -> None:
+        raise ServiceUnavailable("the card service is unavailable; nothing was changed")
+
+    account = await make_staff("agent")
+    await client.login(account)
+    monkeypatch.setattr(agent_routes, "recent_handoffs", down)
+    response = await client.get("/agent")
+    assert response.status_code == 503
+    assert "系统暂时无法处理" in response.text and "未做任何更改" in response.text
+
+
+async def test_unexpected_error_shows_no_stack_trace(make_staff, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Any other failure is a plain 500 page with the security headers, no traceback."""
+    import httpx
+
+    from console.app import create_app
+    from console.routes import agent as agent_routes
+
+    async def broken(_limit: int) -> None:
+        raise RuntimeError("boom")
+
+    account = await make_staff("agent")
+    transport = httpx.ASGITransport(app=create_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        client = Client(http)
+        await client.login(account)
+        monkeypatch.setattr(agent_routes, "recent_handoffs", broken)
+        response = await client.get("/agent")
+    assert response.status_code == 500
+    assert "系统出现错误" in response.text
+    assert "Traceback" not in response.text and "boom" not in response.text
+    assert response.headers["x-frame-options"] == "DENY"
