@@ -150,8 +150,12 @@ def _is_our_asterisk(pid: int, name: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"/usr/sbin/asterisk" in cmdline and f"/etc/asterisk-{name}/asterisk.conf".encode() in (
-        cmdline
+    # The daemon runs with -f; `asterisk -rx` consoles of the same instance do not count.
+    return (
+        b"/usr/sbin/asterisk" in cmdline
+        and b"-f" in cmdline
+        and not {b"-r", b"-rx", b"-R"} & set(cmdline)
+        and f"/etc/asterisk-{name}/asterisk.conf".encode() in cmdline
     )
 
 
@@ -223,10 +227,27 @@ def install_sounds(root: Path, settings: Settings) -> int:
             target.rename(old)
         fresh.rename(target)
         shutil.rmtree(old, ignore_errors=True)
+    copied += _install_number_files(root)
     if copied == 0:
         log.warning("asterisk_no_prompts", looked_in=str(source))
     else:
         log.info("asterisk_prompts_installed", files=copied)
+    return copied
+
+
+def _install_number_files(root: Path) -> int:
+    """Asterisk's own Mandarin numbers (queue positions), from the project's number prompts.
+
+    Asterisk ships no Mandarin sounds, and `SayNumber` in zh looks for digits/N; without
+    them a queue position would be read out in English.
+    """
+    prompts = root / SOUNDS_DIR / "ivr12333"
+    digits = root / SOUNDS_DIR / "digits"
+    copied = 0
+    for n in range(1, 21):
+        for source in prompts.glob(f"number-{n}.*"):
+            _write_atomic(digits / f"{n}{source.suffix}", source.read_bytes())
+            copied += 1
     return copied
 
 
@@ -378,40 +399,51 @@ def status(instance: str = "local", settings: Settings | None = None) -> Instanc
 def down(instance: str = "local", *, settings: Settings | None = None, purge: bool = False) -> bool:
     """Stops the instance if it runs (CLI `core stop now`, then signals). True if it ran.
 
-    `purge` also removes the instance's folders in the root (throw-away test instances); its
-    log stays for a post-mortem.
+    Also finds an Asterisk of this instance whose state file was lost. `purge` also removes
+    the instance's folders in the root (throw-away test instances); its log stays for a
+    post-mortem.
     """
     settings = settings or get_settings()
     state = _state_file(settings.data_dir, instance)
-    inst: Instance | None = None
+    root = root_path(settings.data_dir)
+    pids = set(_find_pids(instance))
     if state.exists():
         with contextlib.suppress(ValueError, KeyError):
-            inst = Instance.from_json(state.read_text())
-    was_running = False
-    if inst is not None and inst.is_running():
-        was_running = True
+            recorded = Instance.from_json(state.read_text())
+            root = recorded.root
+            if recorded.is_running():
+                pids.add(recorded.pid)
+    if pids:
         with contextlib.suppress(AsteriskError, subprocess.TimeoutExpired):
-            inst.cli("core stop now", timeout=5)
-        if not _wait_exit(inst.pid, inst.name, STOP_TIMEOUT_S / 2):
-            _signal(inst.pid, inst.name, signal.SIGTERM)
-            if not _wait_exit(inst.pid, inst.name, STOP_TIMEOUT_S / 2):
-                _signal(inst.pid, inst.name, signal.SIGKILL)
-                _wait_exit(inst.pid, inst.name, 5)
-        log.info("asterisk_down", instance=instance, pid=inst.pid)
-    if inst is not None:
-        child = _CHILDREN.pop(inst.pid, None)
+            _cli(root, instance, "core stop now", timeout=5)
+        for pid in sorted(pids):
+            if not _wait_exit(pid, instance, STOP_TIMEOUT_S / 2):
+                _signal(pid, instance, signal.SIGTERM)
+                if not _wait_exit(pid, instance, STOP_TIMEOUT_S / 2):
+                    _signal(pid, instance, signal.SIGKILL)
+                    _wait_exit(pid, instance, 5)
+            log.info("asterisk_down", instance=instance, pid=pid)
+    for pid in pids:
+        child = _CHILDREN.pop(pid, None)
         if child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=5)
     state.unlink(missing_ok=True)
-    root = root_path(settings.data_dir)
     if root.exists():
         _unmount_leftovers(root)
         if purge:
             for rel in _instance_dirs(instance):
                 shutil.rmtree(root / rel, ignore_errors=True)
+    return bool(pids)
 
-    return was_running
+
+def _find_pids(name: str) -> list[int]:
+    """Asterisk processes of this instance, found by their command line."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _is_our_asterisk(int(entry.name), name):
+            found.append(int(entry.name))
+    return found
 
 
 def _signal(pid: int, name: str, sig: signal.Signals) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from backend.settings import get_settings
 from dialplan import hours, local, render, sipp_call
+from ivr import contract
 from tests.e2e.conftest import SHANGHAI, E2EAsterisk
 
 pytestmark = pytest.mark.e2e
@@ -134,6 +135,18 @@ def calendar_year() -> int:
 # --- (a) the configuration loads -----------------------------------------------------------
 
 
+def test_dialplan_uses_the_contracts_names() -> None:
+    text = (Path(render.__file__).parent / "extensions.conf").read_text(encoding="utf-8")
+    for name in (contract.VAR_NEXT, contract.VAR_AGENT_REASON, contract.VAR_CARD_MASKED):
+        assert "${" + name + "}" in text, name
+    assert "__" + contract.VAR_CALL_ID + "=" in text
+    for value in (contract.NEXT_AGENT, contract.NEXT_HANGUP):
+        assert f'"{value}"' in text, value
+    for script in (contract.SCRIPT_MAIN, contract.SCRIPT_CHANGE_PIN, contract.SCRIPT_REPORT_LOSS):
+        assert f"1({script})" in text, script
+    assert f"Playback({contract.SOUNDS_SUBDIR}/service-unavailable)" in text
+
+
 def test_every_configuration_file_loads(e2e_asterisk: E2EAsterisk) -> None:
     # up() refused to start if the log had shown a parse error; check the log ourselves too.
     assert local.config_problems(e2e_asterisk.instance.log_text()) == []
@@ -231,7 +244,7 @@ def test_no_fastagi_server_in_office_hours_queues_then_apologises(
     e2e_asterisk: E2EAsterisk,
 ) -> None:
     # Nobody answers the agent phone (nothing listens on its port): the queue's time limit
-    # sends the caller to an apology and a goodbye.
+    # sends the caller to an apology and a goodbye (ivr12333/queue-timeout says both).
     year = calendar_year()
     workday = _days(year, lambda d: d.weekday() < 5 and chinese_calendar.is_workday(d))[0]
     e2e_asterisk.set_clock(shanghai(workday, 10))
@@ -242,10 +255,13 @@ def test_no_fastagi_server_in_office_hours_queues_then_apologises(
     assert trace.result.ended_by == "far-end", trace.result.summary()
     queued = trace.executed("Queue", "ivr12333-agents")
     assert queued
-    apologies = trace.executed("Playback", "ivr12333/service-unavailable")
-    assert len(apologies) == 2  # once on the way in, once when the wait ran out
-    assert trace.executed("Playback", "ivr12333/goodbye")
+    apology = trace.executed("Playback", "ivr12333/service-unavailable")
+    timed_out = trace.executed("Playback", "ivr12333/queue-timeout")
+    assert apology and timed_out
+    assert apology[0] <= queued[0] <= timed_out[0]
     assert not trace.executed("Playback", "ivr12333/agent-hours")
+    # The caller waited to the project's hold music, not to silence.
+    assert "Started music on hold, class 'ivr12333'" in trace.log
 
 
 # --- (c) a FastAGI server gets the call and the caller's keys ------------------------------

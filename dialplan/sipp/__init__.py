@@ -1,0 +1,1 @@
+"""SIPp scenarios (XML) for the test caller and the test agent phone."""
