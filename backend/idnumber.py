@@ -9,6 +9,7 @@ import re
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS = "10X98765432"
+EARLIEST_BIRTH = dt.date(1900, 1, 1)
 _SHAPE = re.compile(r"\d{17}[\dX]", re.ASCII)
 
 
@@ -36,7 +37,8 @@ def validate(text: str) -> str:
     number = normalise(text)
     if not _SHAPE.fullmatch(number):
         raise InvalidIdNumber("shape")
-    if birth_date(number) is None:
+    born = birth_date(number)
+    if born is None or not EARLIEST_BIRTH <= born <= dt.date.today():
         raise InvalidIdNumber("birth-date")
     if check_char(number[:17]) != number[17]:
         raise InvalidIdNumber("check-digit")

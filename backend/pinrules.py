@@ -31,14 +31,15 @@ def _is_run(pin: str) -> bool:
 
 
 def birth_date_forms(born: dt.date) -> set[str]:
-    """Six-digit spellings of a birth date people pick as PINs."""
+    """Six-digit spellings of a birth date people pick as PINs: 491231, 311249, 123149,
+    194912 and 121949 for 31 December 1949."""
     y4, y2, m, d = (
         f"{born.year:04d}",
         f"{born.year % 100:02d}",
         f"{born.month:02d}",
         f"{born.day:02d}",
     )
-    return {y2 + m + d, d + m + y2, m + d + y2, y4 + m, m + d + y4[:2], y4[2:] + m + d}
+    return {y2 + m + d, d + m + y2, m + d + y2, y4 + m, m + y4}
 
 
 def broken_rule(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_DATA = ROOT / ".local" / "test"
+# Each test run has its own folder and PostgreSQL cluster, so two runs never disturb each
+# other; folders of finished runs are removed by the next one.
+TEST_RUNS = ROOT / ".local" / "test"
+TEST_DATA = TEST_RUNS / f"run-{os.getpid()}"
 APP_LOG = TEST_DATA / "app.log"
 
 os.environ["IVR_ENV"] = "test"
@@ -43,7 +47,28 @@ TEST_CLUSTER = LocalCluster(
 USED_SECRETS: set[str] = set()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_finished_runs() -> None:
+    if not TEST_RUNS.is_dir():
+        return
+    for folder in TEST_RUNS.glob("run-*"):
+        pid = folder.name.removeprefix("run-")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            LocalCluster(folder / "pg", 54334).stop()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _remove_finished_runs()
     TEST_DATA.mkdir(parents=True, exist_ok=True)
     if APP_LOG.exists():
         APP_LOG.unlink()

@@ -40,9 +40,17 @@ async def issue_card(
             .values(name=name, id_hash=holder_hash, id_masked=mask_id(holder))
             .on_conflict_do_nothing(index_elements=["id_hash"])
         )
-        holder_id = (
-            await conn.execute(select(cardholders.c.id).where(cardholders.c.id_hash == holder_hash))
-        ).scalar_one()
+        holder_row = (
+            await conn.execute(
+                select(cardholders.c.id, cardholders.c.name).where(
+                    cardholders.c.id_hash == holder_hash
+                )
+            )
+        ).one()
+        if holder_row.name != name:
+            # Raising rolls the transaction back: nothing changes.
+            raise InvalidInput("name", "this ID number is registered under another name")
+        holder_id = holder_row.id
         card_id = (
             await conn.execute(
                 insert(cards)

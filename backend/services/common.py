@@ -135,9 +135,11 @@ def _card_query() -> Any:
 
 
 def dt_now_sql() -> Any:
-    from sqlalchemy import func
+    """The application's notion of now as a bound value, so a dev or test clock override
+    (settings.now_override) reaches every expiry check and timestamp alike."""
+    from sqlalchemy import DateTime, literal
 
-    return func.now()
+    return literal(now(), DateTime(timezone=True))
 
 
 async def find_by_holder(conn: AsyncConnection, digits: str, holder_hash: str) -> Row[Any] | None:

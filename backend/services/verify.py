@@ -98,11 +98,22 @@ async def check_pin(
                 .returning(cards.c.id)
             )
         ).first()
-        if settled is None:
-            # Locked or changed by someone else between our read and now.
-            await common.audit(conn, actor, action, "changed-meanwhile", masked)
-            return Locked()
-        return await on_success(conn, row)
+        if settled is not None:
+            return await on_success(conn, row)
+    # Locked, cancelled or given a new PIN by someone else between our read and now. The
+    # PIN was right when read, so this is not counted as a wrong attempt.
+    async with common.transaction() as conn:
+        now_row = await common.find_by_id(conn, row.id)
+        assert now_row is not None
+        outcome: Locked | NotUsable | WrongPin
+        if now_row.status == "cancelled":
+            outcome = NotUsable()
+        elif now_row.locked:
+            outcome = Locked()
+        else:
+            outcome = WrongPin(attempts_left=common.view(now_row).attempts_left)
+        await common.audit(conn, actor, action, "changed-meanwhile", masked)
+    return outcome
 
 
 async def verify_pin(card_digits: str, id_number: str, pin: str, actor: Actor) -> VerifyOutcome:

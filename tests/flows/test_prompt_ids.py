@@ -64,8 +64,12 @@ def generated_prompt_ids() -> set[str]:
 
 
 def dialplan_prompt_ids() -> set[str]:
-    text = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "dialplan").rglob("*.conf"))
-    return set(re.findall(r"ivr12333/([a-z0-9-]+)", text))
+    lines = [
+        line.split(";", 1)[0]  # comments are not played
+        for path in (ROOT / "dialplan").rglob("*.conf")
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    return set(re.findall(r"ivr12333/([a-z0-9-]*[a-z0-9])\b", "\n".join(lines)))
 
 
 def test_scan_finds_the_handlers_prompts() -> None:
