@@ -8,6 +8,7 @@ into the root: Asterisk needs neither /proc nor more of /dev than debootstrap cr
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -320,8 +321,11 @@ def up(
     if not _port_free(sip_port):
         raise AsteriskError(f"UDP 127.0.0.1:{sip_port} is in use; choose another SIP port")
     install_config(root, setup, settings)
-    install_sounds(root, settings)
-    chown_asterisk_dirs(root)
+    # Sounds are shared by all instances: one installer at a time.
+    with (data_dir / "asterisk-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        install_sounds(root, settings)
+        chown_asterisk_dirs(root)
     _unmount_leftovers(root)
 
     log_path = data_dir / f"asterisk-{instance}.log"

@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -90,12 +91,18 @@ def _distinct_tcp_ports(n: int) -> tuple[int, ...]:
 
 
 def _forget_finished_instances() -> None:
-    # Logs and state of earlier sessions' instances (each session names its own).
+    # Instances of earlier sessions are named after their pytest process; one whose process
+    # is gone (killed mid-run) is stopped, and its log and state are dropped.
     data_dir = get_settings().data_dir
     for path in data_dir.glob("asterisk-e2e-*.*"):
         name = path.stem.removeprefix("asterisk-")
-        if path.suffix in (".log", ".json") and local.status(name) is None:
-            path.unlink(missing_ok=True)
+        owner = name.rsplit("-", 1)[-1]
+        if path.suffix not in (".log", ".json") or not owner.isdigit():
+            continue
+        if Path(f"/proc/{owner}").exists() and int(owner) != os.getpid():
+            continue  # another test session, still running
+        local.down(name, purge=True)
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

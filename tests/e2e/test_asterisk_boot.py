@@ -195,16 +195,18 @@ def test_a_typo_in_the_configuration_stops_asterisk(
     text = render.render(setup)[file]
     assert typo[0] in text
     name = f"e2e-typo-{os.getpid()}"
-    with pytest.raises(local.AsteriskError, match="configuration problems"):
-        local.up(
-            ["127.0.0.1:1"],
-            setup.sip_port,
-            agents=False,
-            instance=name,
-            overrides={file: text.replace(typo[0], typo[1], 1)},
-        )
-    assert local.status(name) is None
-    local.down(name, purge=True)
+    try:
+        with pytest.raises(local.AsteriskError, match="configuration problems"):
+            local.up(
+                ["127.0.0.1:1"],
+                setup.sip_port,
+                agents=False,
+                instance=name,
+                overrides={file: text.replace(typo[0], typo[1], 1)},
+            )
+        assert local.status(name) is None
+    finally:
+        local.down(name, purge=True)
 
 
 # --- (b) no FastAGI server: an apology, never silence --------------------------------------
