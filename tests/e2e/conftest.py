@@ -8,6 +8,7 @@ Debian sid root folder (a minute or two).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -44,6 +45,22 @@ class E2EAsterisk:
         value = "" if at is None else str(int(at.timestamp()))
         self.cli(f"dialplan set global IVR_CLOCK_EPOCH {value}".rstrip())
 
+    @contextlib.contextmanager
+    def detailed_log(self) -> Iterator[Path]:
+        """A log file with Asterisk's step-by-step lines (verbose 3) while the block runs.
+
+        The service logs at level 2 (level 3 names every prompt played); a test that must see
+        such details adds a logger channel of its own for a moment.
+        """
+        name = f"e2e-detail-{os.getpid()}"
+        path = self.instance.root / f"var/log/asterisk-{self.instance.name}" / name
+        path.unlink(missing_ok=True)
+        self.cli(f"logger add channel {name} verbose(3)")
+        try:
+            yield path
+        finally:
+            self.cli(f"logger remove channel {name}")
+
     def call(self, keys: str = "", number: str = "12333", timeout: float = 60) -> CallTrace:
         """Places a call and returns it with the Asterisk log lines written meanwhile."""
         start = self.instance.log_size()
@@ -53,31 +70,40 @@ class E2EAsterisk:
         return CallTrace(result, self.instance.log_text(start))
 
 
+_EVENT = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]\s+ivr-event (\S+) (\S+) ?(.*)$")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One `ivr-event CHANNEL WHAT DETAIL` line of the dialplan."""
+
+    at: dt.datetime
+    channel: str
+    what: str
+    detail: str
+
+
 @dataclass
 class CallTrace:
     result: sipp_call.CallResult
     log: str
 
-    def executed(self, app: str, argument: str) -> list[dt.datetime]:
-        """Times at which the call's dialplan ran `app` with `argument` (first argument)."""
-        pattern = re.compile(
-            r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]\s+-- Executing \[[^\]]+\] "
-            + re.escape(app)
-            + r'\("[^"]*", "'
-            + re.escape(argument)
-            + r'[",]'
-        )
-        return [
-            dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
-            for line in self.log.splitlines()
-            if (m := pattern.match(line))
-        ]
-
-    def first_line_time(self, needle: str) -> dt.datetime | None:
+    @property
+    def events(self) -> list[Event]:
+        found = []
         for line in self.log.splitlines():
-            if needle in line and line.startswith("["):
-                return dt.datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S.%f")
-        return None
+            if m := _EVENT.match(line):
+                at = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+                found.append(Event(at, m.group(2), m.group(3), m.group(4).strip()))
+        return found
+
+    def event(self, what: str) -> Event | None:
+        """The first event `what` of the call's caller channel."""
+        return next((e for e in self.events if e.what == what and "test-caller" in e.channel), None)
+
+    def whats(self) -> list[str]:
+        """The caller channel's events in order, as `what` or `what detail`."""
+        return [f"{e.what} {e.detail}".strip() for e in self.events if "test-caller" in e.channel]
 
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

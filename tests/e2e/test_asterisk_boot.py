@@ -212,6 +212,11 @@ def test_a_typo_in_the_configuration_stops_asterisk(
 # --- (b) no FastAGI server: an apology, never silence --------------------------------------
 
 
+def _played(root: Path, name: str) -> str:
+    """The PLAYBACKSTATUS a prompt gets: FAILED when the prompts are not built yet."""
+    return "SUCCESS" if prompt_seconds(root, name) > 0 else "FAILED"
+
+
 def test_no_fastagi_server_out_of_hours_apologises_and_hangs_up(e2e_asterisk: E2EAsterisk) -> None:
     year = calendar_year()
     holiday = _days(year, lambda d: d.weekday() < 5 and not chinese_calendar.is_workday(d))[0]
@@ -227,19 +232,21 @@ def test_no_fastagi_server_out_of_hours_apologises_and_hangs_up(e2e_asterisk: E2
     assert result.talk_s is not None and result.talk_s < 40
     # Both FastAGI servers were tried, then the apology, the hours and a goodbye.
     first, second = e2e_asterisk.agi_ports
-    assert trace.executed("AGI", f"agi://127.0.0.1:{first}/main")
-    assert trace.executed("AGI", f"agi://127.0.0.1:{second}/main")
-    apology = trace.executed("Playback", "ivr12333/service-unavailable")
-    hours_told = trace.executed("Playback", "ivr12333/agent-hours")
-    goodbye = trace.executed("Playback", "ivr12333/goodbye")
-    assert apology and hours_told and goodbye
-    assert apology[0] <= hours_told[0] <= goodbye[0]
-    assert not trace.executed("Queue", "ivr12333-agents")
-    answered = trace.first_line_time("Executing [12333@from-pstn:1]")
-    assert answered is not None
-    assert (apology[0] - answered).total_seconds() < 5
-    if prompt_seconds(e2e_asterisk.instance.root, "service-unavailable") > 0:
-        assert "Playing 'ivr12333/service-unavailable" in trace.log
+    assert f"FastAGI 127.0.0.1:{first}/main gave FAILURE" in trace.log
+    assert f"FastAGI 127.0.0.1:{second}/main gave FAILURE" in trace.log
+    root = e2e_asterisk.instance.root
+    assert trace.whats() == [
+        "start main",
+        "agi failed",
+        "fallback",
+        f"apology {_played(root, 'service-unavailable')}",
+        "office-hours closed",
+        f"agent-hours {_played(root, 'agent-hours')}",
+        f"goodbye {_played(root, 'goodbye')}",
+    ]
+    start, fallback = trace.event("start"), trace.event("fallback")
+    assert start is not None and fallback is not None
+    assert (fallback.at - start.at).total_seconds() < 5
 
 
 def test_no_fastagi_server_in_office_hours_queues_then_apologises(
@@ -251,19 +258,25 @@ def test_no_fastagi_server_in_office_hours_queues_then_apologises(
     workday = _days(year, lambda d: d.weekday() < 5 and chinese_calendar.is_workday(d))[0]
     e2e_asterisk.set_clock(shanghai(workday, 10))
     try:
-        trace = e2e_asterisk.call("wait:60", timeout=80)
+        with e2e_asterisk.detailed_log() as detail:
+            trace = e2e_asterisk.call("wait:60", timeout=80)
     finally:
         e2e_asterisk.set_clock(None)
     assert trace.result.ended_by == "far-end", trace.result.summary()
-    queued = trace.executed("Queue", "ivr12333-agents")
-    assert queued
-    apology = trace.executed("Playback", "ivr12333/service-unavailable")
-    timed_out = trace.executed("Playback", "ivr12333/queue-timeout")
-    assert apology and timed_out
-    assert apology[0] <= queued[0] <= timed_out[0]
-    assert not trace.executed("Playback", "ivr12333/agent-hours")
+    assert [e.split()[0] for e in trace.whats()] == [
+        "start",
+        "agi",
+        "fallback",
+        "apology",
+        "office-hours",
+        "queue",
+        "queue-left",
+        "queue-timeout",
+    ]
+    assert "office-hours open" in trace.whats()
+    assert "queue-left TIMEOUT" in trace.whats()
     # The caller waited to the project's hold music, not to silence.
-    assert "Started music on hold, class 'ivr12333'" in trace.log
+    assert "Started music on hold, class 'ivr12333'" in detail.read_text(errors="replace")
 
 
 # --- (c) a FastAGI server gets the call and the caller's keys ------------------------------
@@ -279,7 +292,7 @@ def test_fastagi_stub_gets_the_call_and_the_keys(e2e_asterisk: E2EAsterisk) -> N
         agi.command("EXEC Playback ivr12333/goodbye")
 
     # Only the second address listens: the dialplan must move on from the first.
-    _, second = e2e_asterisk.agi_ports
+    first, second = e2e_asterisk.agi_ports
     welcome = prompt_seconds(e2e_asterisk.instance.root, "welcome")
     with FastAgiStub(second, script) as stub:
         trace = e2e_asterisk.call(f"wait:{welcome + 2:.1f} 2580*7# wait:20", timeout=60)
@@ -294,7 +307,10 @@ def test_fastagi_stub_gets_the_call_and_the_keys(e2e_asterisk: E2EAsterisk) -> N
     assert got["playback"].startswith("200 result=0")
     assert got["keys"] == "2580*7"
     assert trace.result.ended_by == "far-end", trace.result.summary()
-    assert not trace.executed("Playback", "ivr12333/service-unavailable")
+    assert f"FastAGI 127.0.0.1:{first}/main gave FAILURE" in trace.log
+    assert trace.whats() == ["start main", "agi success hangup"]
+    # The keys stay out of Asterisk's log.
+    assert "2580" not in trace.log
 
 
 # --- the agent's screen: the handler's notes reach the agent's channel ---------------------
@@ -323,7 +339,10 @@ def test_agent_leg_carries_the_handlers_notes(e2e_asterisk: E2EAsterisk) -> None
     assert agent.invite_headers.get("x-ivr-card") == "A****5678"
     assert agent.ended_by == "agent"
     assert trace.result.ended_by == "far-end", trace.result.summary()
-    assert trace.executed("Queue", "ivr12333-agents")
+    assert trace.whats() == ["start main", "agi success agent", f"queue {call_id} caller-asked"]
+    # The variables were inherited by the agent's channel itself.
+    legs = [e for e in trace.events if e.what == "agent-leg"]
+    assert [(e.channel.startswith("PJSIP/agent1-"), e.detail) for e in legs] == [(True, call_id)]
 
 
 # --- office hours: China's calendar, not just Monday to Friday -----------------------------
