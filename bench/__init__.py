@@ -1,0 +1,1 @@
+"""Load generators and measurements; not part of the installed package."""
