@@ -42,8 +42,9 @@ class E2EAsterisk:
 
     def set_clock(self, at: dt.datetime | None) -> None:
         """Office hours are judged at `at` (None: the real clock)."""
-        value = "" if at is None else str(int(at.timestamp()))
-        self.cli(f"dialplan set global IVR_CLOCK_EPOCH {value}".rstrip())
+        value = '""' if at is None else str(int(at.timestamp()))
+        out = self.cli(f"dialplan set global IVR_CLOCK_EPOCH {value}")
+        assert "set to" in out, out  # the CLI answers a usage error with exit status 0
 
     @contextlib.contextmanager
     def detailed_log(self) -> Iterator[Path]:
