@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,10 @@ os.environ.pop("IVR_DATABASE_URL", None)
 from backend import idnumber  # noqa: E402
 from backend.pgcluster import LocalCluster  # noqa: E402
 from backend.settings import reset_settings  # noqa: E402
+from ivr.caller import Timeouts  # noqa: E402
+from ivr.fake_asterisk import Transcript, run_call  # noqa: E402
+from ivr.registry import SCRIPTS, load_flows  # noqa: E402
+from ivr.server import AgiServer  # noqa: E402
 
 TEST_CLUSTER = LocalCluster(
     TEST_DATA / "pg",
@@ -182,3 +187,27 @@ def issue(db: str):  # type: ignore[no-untyped-def]
         return card
 
     return _issue
+
+
+# Calls over the real FastAGI server (in-process, real loopback socket), placed by the
+# scripted fake Asterisk, against the test database.
+@dataclass
+class Phone:
+    server: AgiServer
+    port: int
+
+    async def call(self, script: str, keys: Sequence[str], **options: Any) -> Transcript:
+        transcript = await run_call("127.0.0.1", self.port, script, keys, **options)
+        assert not self.server.errors, self.server.errors
+        return transcript
+
+
+@pytest.fixture
+async def phone(db: str) -> AsyncIterator[Phone]:
+    """The real server with the real flows on a free port; no flow may raise."""
+    load_flows()
+    server = AgiServer(SCRIPTS, timeouts=Timeouts(menu_ms=3000, entry_ms=3000))
+    port = await server.start("127.0.0.1", 0)
+    yield Phone(server, port)
+    await server.drain()
+    assert not server.errors, server.errors

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from backend.outcomes import Actor, CardState, Channel, Locked, PinChanged
+from backend.outcomes import Actor, CardState, Channel, Verified
 from backend.services.cards import card_status
-from backend.services.change_pin import change_pin
 from backend.services.handoffs import record_handoff
 from backend.services.verify import verify_pin
 from tests.conftest import ROOT, TEST_DATA, make_pin
@@ -87,15 +86,17 @@ async def test_agent_files_a_loss_report_for_a_transferred_call(page, make_staff
     assert status.active_loss_report.channel == "agent"
 
 
-async def test_clerk_unlocks_a_card_locked_by_wrong_pins(page, make_staff, issue) -> None:  # type: ignore[no-untyped-def]
-    """Six wrong PINs lock the card; the clerk's confirmed unlock lets the PIN change."""
-    ivr = Actor(Channel.IVR, f"call-{secrets.token_hex(4)}")
+async def test_clerk_unlocks_a_card_locked_by_wrong_pins(page, make_staff, issue, phone) -> None:  # type: ignore[no-untyped-def]
+    """Six wrong PINs keyed over the IVR lock the card; after the clerk's confirmed unlock
+    the caller changes the PIN by phone."""
     clerk = await make_staff("clerk")
     pin = make_pin()
     card = await issue(pin=pin, name="陈秀英")
+    id_keys = card.id_number.replace("X", "*") + "#"
     for _ in range(6):
-        outcome = await verify_pin(card.digits, card.id_number, "000000", ivr)
-    assert isinstance(outcome, Locked)
+        heard = (await phone.call("change-pin", [f"{card.digits}#", "000000#", id_keys])).heard
+    assert "card-locked" in heard
+    assert (await card_status(card.card_number)).locked
 
     await log_in_by_keyboard(page, clerk)
     await expect(page).to_have_url(re.compile(r"/counter$"))
@@ -112,10 +113,14 @@ async def test_clerk_unlocks_a_card_locked_by_wrong_pins(page, make_staff, issue
     await page.get_by_role("button", name="确认办理").click()
     await expect(page.get_by_role("heading", name="已办理：解锁（密码锁定）")).to_be_visible()
     await expect(page.locator("#card-state")).to_have_text("正常")
-
     assert not (await card_status(card.card_number)).locked
+
     new_pin = make_pin()
-    assert isinstance(await change_pin(card.digits, card.id_number, pin, new_pin, ivr), PinChanged)
+    keys = [f"{card.digits}#", f"{pin}#", id_keys, f"{new_pin}#", f"{new_pin}#"]
+    transcript = await phone.call("change-pin", keys)
+    assert "pin-changed" in transcript.heard
+    ivr = Actor(Channel.IVR, f"call-{secrets.token_hex(4)}")
+    assert isinstance(await verify_pin(card.digits, card.id_number, new_pin, ivr), Verified)
 
 
 async def test_wrong_role_logged_out_and_missing_csrf_are_refused(page, make_staff) -> None:  # type: ignore[no-untyped-def]
