@@ -28,6 +28,8 @@ REASON_CALLER_ASKED: Final = "caller-asked"
 REASON_INITIAL_PIN_LOSS: Final = "initial-pin-loss-report"
 REASON_RETRIES_EXHAUSTED: Final = "retries-exhausted"
 REASON_CARD_LOCKED: Final = "card-locked"
+# Set by the dialplan itself when no FastAGI server could take the call.
+REASON_IVR_UNAVAILABLE: Final = "ivr-unavailable"
 
 # Prompt folder inside Asterisk's sounds/zh/.
 SOUNDS_SUBDIR: Final = "ivr12333"

@@ -31,7 +31,8 @@ _FIXED: dict[str, str] = {
     "too-many-tries": "对不起，您的输入错误次数过多，本次操作无法继续。",
     "goodbye": "感谢您的来电，再见。",
     "system-error": "对不起，系统暂时无法办理您的业务，请稍后再试。",
-    "service-unavailable": "对不起，自助语音服务暂时无法使用，请您稍后再拨。感谢您的来电，再见。",
+    # The dialplan goes on to the agent queue (office hours) or the hours and goodbye.
+    "service-unavailable": "对不起，自助语音服务暂时无法使用。",
     "please-wait": "正在为您办理，请稍候。",
     "back-to-menu": "正在为您返回主菜单。",
     # Entering numbers.
