@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import signal
 import subprocess
@@ -18,8 +17,6 @@ from pathlib import Path
 
 from backend.settings import get_settings
 from cli.main import CommandError
-
-AGI_PORTS = (4573, 4574)
 
 
 def _step(text: str) -> None:
@@ -110,35 +107,38 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging("warning", settings.log_file)
     os.environ.setdefault("IVR_LOG_FILE", str(settings.data_dir / "logs" / "ivr12333.log"))
-    # `kill` and service managers send SIGTERM: stop as on Ctrl-C.
+    # `kill` and service managers send SIGTERM: stop as on Ctrl-C. SIGINT is set too, since
+    # a shell starting us in the background leaves it ignored.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     procs: list[subprocess.Popen[bytes]] = []
     asterisk_started = False
     try:
         _database()
         _demo_data()
         _prompts()
-        for port in AGI_PORTS:
+        # Two FastAGI servers, so the dialplan's failover has somewhere to go.
+        agi_ports = (settings.agi_port, settings.agi_port + 1)
+        for port in agi_ports:
             _step(f"FastAGI server on 127.0.0.1:{port}")
             procs.append(_spawn(["agi", "serve", "--port", str(port)], f"agi-{port}.log"))
             _wait_port(port, procs[-1], f"FastAGI server {port}")
-        if importlib.util.find_spec("console") is not None:
-            _step(f"staff console on http://127.0.0.1:{settings.console_port}/")
-            procs.append(_spawn(["console", "serve"], "console.log"))
-            _wait_port(settings.console_port, procs[-1], "console")
+        _step(f"staff console on http://127.0.0.1:{settings.console_port}/")
+        procs.append(_spawn(["console", "serve"], "console.log"))
+        _wait_port(settings.console_port, procs[-1], "console")
         if not args.no_asterisk:
             from dialplan import local
 
             _step("Asterisk 22 (first run builds its root folder: a few minutes)")
-            servers = [f"127.0.0.1:{port}" for port in AGI_PORTS]
-            inst = local.up(servers, args.sip_port)
+            servers = [f"127.0.0.1:{port}" for port in agi_ports]
+            inst = local.up(servers, args.sip_port, instance=args.instance)
             asterisk_started = True
             _step(f"Asterisk ready: SIP 127.0.0.1:{inst.sip_port}, log {inst.log_path}")
         print(
             "\nThe 12333 hotline is up. Place a call (change the PIN of demo card A10000001):\n"
             f"  .venv/bin/ivr12333 call 12333 --sip-port {args.sip_port} --keys "
-            '"wait:4 2 wait:3 2 wait:3 10000001# wait:4 123456# wait:3 11010519491231002*# '
-            'wait:5 258147# wait:3 258147# wait:6"\n'
+            '"wait:8 2 wait:2 2 wait:2 10000001# wait:2 123456# wait:2 11010519491231002*# '
+            'wait:2 258147# wait:2 258147# wait:6"\n'
             'Or without a phone:  .venv/bin/ivr12333 simulate --keys "2 2 10000001# ..."\n'
             "Logs are in .local/logs. Press Ctrl-C to stop everything.",
             flush=True,
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         if asterisk_started:
             from dialplan import local
 
-            local.down()
+            local.down(args.instance)
         if not args.keep_db and not settings.database_url:
             from backend.pgcluster import default_cluster
 
@@ -164,5 +164,6 @@ def run(args: argparse.Namespace) -> int:
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sip-port", type=int, default=5060, help="Asterisk's UDP SIP port")
     parser.add_argument("--no-asterisk", action="store_true", help="only the app servers")
+    parser.add_argument("--instance", default="local", help="name of the local Asterisk")
     parser.add_argument("--keep-db", action="store_true", help="leave PostgreSQL running")
     parser.set_defaults(func=run)

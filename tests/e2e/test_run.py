@@ -1,0 +1,101 @@
+"""`ivr12333 run` (what `make run` does) brings the whole service up, serves a real call
+placed with `ivr12333 call`, and stops everything on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.demo import DEMO_CARDS
+from dialplan import local, sipp_call
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+IVR12333 = str(ROOT / ".venv" / "bin" / "ivr12333")
+
+
+def _free_pair() -> int:
+    """A TCP port whose successor is free too (the two FastAGI servers)."""
+    while True:
+        port = sipp_call.free_tcp_port()
+        if port < 65535:
+            try:
+                import socket
+
+                with socket.create_server(("127.0.0.1", port + 1)):
+                    return port
+            except OSError:
+                continue
+
+
+def test_run_serves_a_call_and_stops_cleanly(database_url: str, tmp_path: Path) -> None:
+    """Up with demo data, a SIPp call changes demo card A10000001's PIN, SIGTERM stops all."""
+    if os.geteuid() != 0:
+        pytest.skip("Asterisk runs in a chroot: needs root")
+    demo = DEMO_CARDS[0]
+    assert demo.pin is None  # on the initial PIN
+    sip_port = sipp_call.free_udp_port()
+    instance = f"run-{os.getpid()}"
+    env = {
+        **os.environ,
+        "IVR_DATABASE_URL": database_url,
+        "IVR_AGI_PORT": str(_free_pair()),
+        "IVR_CONSOLE_PORT": str(sipp_call.free_tcp_port()),
+        "IVR_LOG_FILE": str(tmp_path / "run.log"),
+    }
+    env.pop("IVR_NOW_OVERRIDE", None)
+    out = (tmp_path / "stdout").open("w")
+    proc = subprocess.Popen(
+        [IVR12333, "run", "--sip-port", str(sip_port), "--instance", instance],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 600  # the first run builds Asterisk's root folder
+        while "hotline is up" not in (tmp_path / "stdout").read_text():
+            assert proc.poll() is None, (tmp_path / "stdout").read_text()
+            assert time.monotonic() < deadline, "ivr12333 run did not come up"
+            time.sleep(1)
+        digits = "".join(c for c in demo.card_number if c.isdigit())
+        keys = (
+            f"wait:8 2 wait:2 2 wait:2 {digits}# wait:2 123456# wait:2 "
+            f"{demo.id_number.replace('X', '*')}# wait:2 258147# wait:2 258147# wait:6"
+        )
+        call = subprocess.run(
+            [IVR12333, "call", "12333", "--sip-port", str(sip_port), "--keys", keys],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert call.returncode == 0, call.stderr
+        assert "answered" in call.stdout and "ended by caller" in call.stdout, call.stdout
+        shown = subprocess.run(
+            [IVR12333, "cards", "show", demo.card_number, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert '"pin_is_initial": false' in shown.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=90)
+    assert code == 0, (tmp_path / "stdout").read_text()
+    assert local.status(instance) is None
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"ivr12333 (agi|console) serve.*|asterisk-{instance}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert leftovers.stdout.strip() == ""
