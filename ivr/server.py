@@ -147,6 +147,9 @@ class AgiServer:
     async def _serve_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             env = await read_env(reader, self.header_timeout)
+        except EOFError:
+            log.debug("call.probe")  # health checks connect and close every few seconds
+            return
         except (TimeoutError, ValueError, ConnectionError) as exc:
             log.warning("call.bad_header", reason=type(exc).__name__)
             return

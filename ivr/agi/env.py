@@ -27,7 +27,8 @@ class CallInfo:
 
 
 async def read_env(reader: asyncio.StreamReader, seconds: float) -> dict[str, str]:
-    """Read `key: value` lines up to the blank line; raise TimeoutError or ValueError.
+    """Read `key: value` lines up to the blank line; raise TimeoutError or ValueError, or
+    EOFError when the peer closed without sending anything.
 
     `seconds` bounds the whole header, so a client that stalls mid-header (or trickles
     lines) cannot hold a connection open.
@@ -36,6 +37,9 @@ async def read_env(reader: asyncio.StreamReader, seconds: float) -> dict[str, st
     async with asyncio.timeout(seconds):
         for _ in range(MAX_ENV_LINES):
             raw = await reader.readline()
+            if not raw and not env:
+                # Connected and closed without a byte: a health check's TCP probe.
+                raise EOFError("connection closed before any AGI environment")
             if not raw:
                 raise ValueError("connection closed before the end of the AGI environment")
             line = raw.decode("utf-8", errors="replace").strip()
