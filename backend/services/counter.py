@@ -76,18 +76,25 @@ async def reset_pin(card_number: str, id_number: str, actor: Actor) -> CounterOu
     return await _with_holder("reset-pin", card_number, id_number, actor, change, "cancelled")
 
 
+async def _close_active_report(
+    conn: AsyncConnection, card_id: int, status: str, actor: Actor
+) -> bool:
+    """Close the card's active report as `status`; False when it has none."""
+    await common.lapse_expired_reports(conn, card_id)
+    result = await conn.execute(
+        update(loss_reports)
+        .where(loss_reports.c.card_id == card_id, loss_reports.c.status == "active")
+        .values(status=status, closed_by=str(actor), closed_at=common.dt_now_sql())
+        .returning(loss_reports.c.id)
+    )
+    return result.first() is not None
+
+
 async def cancel_loss_report(card_number: str, id_number: str, actor: Actor) -> CounterOutcome:
     """Possible only while the report is active, i.e. before a replacement was issued."""
 
     async def change(conn: AsyncConnection, row: Row[Any]) -> bool:
-        await common.lapse_expired_reports(conn, row.id)
-        result = await conn.execute(
-            update(loss_reports)
-            .where(loss_reports.c.card_id == row.id, loss_reports.c.status == "active")
-            .values(status="cancelled", closed_by=str(actor), closed_at=common.dt_now_sql())
-            .returning(loss_reports.c.id)
-        )
-        return result.first() is not None
+        return await _close_active_report(conn, row.id, "cancelled", actor)
 
     return await _with_holder(
         "cancel-loss-report", card_number, id_number, actor, change, "no-active-report"
@@ -98,14 +105,7 @@ async def issue_replacement(card_number: str, id_number: str, actor: Actor) -> C
     """Closes the active report as replaced and cancels the lost card."""
 
     async def change(conn: AsyncConnection, row: Row[Any]) -> bool:
-        await common.lapse_expired_reports(conn, row.id)
-        replaced = await conn.execute(
-            update(loss_reports)
-            .where(loss_reports.c.card_id == row.id, loss_reports.c.status == "active")
-            .values(status="replaced", closed_by=str(actor), closed_at=common.dt_now_sql())
-            .returning(loss_reports.c.id)
-        )
-        if replaced.first() is None:
+        if not await _close_active_report(conn, row.id, "replaced", actor):
             return False
         await conn.execute(update(cards).where(cards.c.id == row.id).values(status="cancelled"))
         return True
