@@ -28,6 +28,7 @@ from backend.settings import Settings, get_settings
 from dialplan import moh, render
 from dialplan.render import DEFAULT_AGENTS, Agent, Setup
 from dialplan.root import chown_asterisk_dirs, ensure_root, root_path
+from prompts.build import build as build_prompts
 
 log = structlog.get_logger(__name__)
 
@@ -345,6 +346,9 @@ def up(
     # Sounds are shared by all instances: one installer at a time.
     with (data_dir / "asterisk-install.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # The prompts as the catalogue says now (a quick no-op when nothing changed), so a
+        # new checkout's first Asterisk never runs without them.
+        build_prompts(data_dir / "sounds")
         install_sounds(root, settings)
         chown_asterisk_dirs(root)
     _unmount_leftovers(root)
