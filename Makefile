@@ -45,11 +45,12 @@ system-deps:
 
 venv: $(STAMP)/venv
 
-$(STAMP)/venv: pyproject.toml
+# Editable install: a new top-level package (a new */__init__.py) needs a reinstall.
+$(STAMP)/venv: pyproject.toml $(wildcard */__init__.py)
 	@mkdir -p $(STAMP)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
 clean:
