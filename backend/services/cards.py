@@ -87,12 +87,11 @@ async def check_holder(
     card_number: str, name: str, id_number: str, actor: Actor
 ) -> Verified | NoMatch:
     """An agent checks what the caller says (card, name, ID) before filing a report for them."""
-    number = common.normalise_card_number(card_number)
-    holder_hash = common.id_hash(common.check_id_number(id_number))
     async with common.transaction() as conn:
-        row = await common.find_by_number(conn, number)
-        if row is None or row.id_hash != holder_hash or row.name != name.strip():
-            await common.audit(conn, actor, "check-holder", "no-match", mask_card(number))
+        row = await common.holder_card(
+            conn, card_number, id_number, actor, "check-holder", name=name
+        )
+        if row is None:
             return NoMatch()
         await common.audit(conn, actor, "check-holder", "ok", mask_card(row.card_number))
         return Verified(common.view(row))

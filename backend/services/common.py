@@ -155,6 +155,26 @@ async def find_by_id(conn: AsyncConnection, card_id: int) -> Row[Any] | None:
     return (await conn.execute(_card_query().where(cards.c.id == card_id))).first()
 
 
+async def holder_card(
+    conn: AsyncConnection,
+    card_number: str,
+    id_number: str,
+    actor: Actor,
+    action: str,
+    *,
+    name: str | None = None,
+) -> Row[Any] | None:
+    """The card with this number when the ID number (and name, if given) is its holder's;
+    otherwise None, audited as no-match. Malformed input raises InvalidInput."""
+    number = normalise_card_number(card_number)
+    holder_hash = id_hash(check_id_number(id_number))
+    row = await find_by_number(conn, number)
+    if row is None or row.id_hash != holder_hash or (name is not None and row.name != name.strip()):
+        await audit(conn, actor, action, "no-match", mask_card(number))
+        return None
+    return row
+
+
 def view(row: Row[Any]) -> CardView:
     limit = get_settings().lockout_limit
     report = None

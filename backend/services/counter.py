@@ -23,12 +23,9 @@ Change = Callable[[AsyncConnection, Row[Any]], Awaitable[bool]]
 async def _with_holder(
     action: str, card_number: str, id_number: str, actor: Actor, change: Change, refusal: str
 ) -> CounterOutcome:
-    number = common.normalise_card_number(card_number)
-    holder_hash = common.id_hash(common.check_id_number(id_number))
     async with common.transaction() as conn:
-        row = await common.find_by_number(conn, number)
-        if row is None or row.id_hash != holder_hash:
-            await common.audit(conn, actor, action, "no-match", mask_card(number))
+        row = await common.holder_card(conn, card_number, id_number, actor, action)
+        if row is None:
             return NoMatch()
         masked = mask_card(row.card_number)
         if not await change(conn, row):

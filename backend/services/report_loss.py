@@ -141,13 +141,10 @@ async def report_loss_by_staff(
 
     A written report turns the card's temporary report into a written one, keeping its
     reference."""
-    number = common.normalise_card_number(card_number)
-    holder_hash = common.id_hash(common.check_id_number(id_number))
     action = "written-loss-report" if written else "report-loss"
     async with common.transaction() as conn:
-        row = await common.find_by_number(conn, number)
-        if row is None or row.id_hash != holder_hash:
-            await common.audit(conn, actor, action, "no-match", mask_card(number))
+        row = await common.holder_card(conn, card_number, id_number, actor, action)
+        if row is None:
             return NoMatch()
         masked = mask_card(row.card_number)
         if row.status == "cancelled":
