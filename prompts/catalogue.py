@@ -81,9 +81,9 @@ _FIXED: dict[str, str] = {
     "status-pin-initial": "该卡仍在使用初始密码，为保障您的资金安全，请尽快修改密码。",
     "status-pin-enabled": "该卡已设置个人密码。",
     # Agents and the queue.
-    "agent-transfer": "正在为您转接人工服务，请稍候。",
+    "agent-transfer": "正在为您转接人工服务，请稍候。等候期间返回自助语音服务请按星号键。",
     "agent-offer": "如需人工服务，请按0。",
-    "queue-hold": "当前人工坐席全忙，请您耐心等候。",
+    "queue-hold": "当前人工坐席全忙，请您耐心等候。返回自助语音服务请按星号键。",
     "queue-position": "您现在排在第",
     "queue-position-suffix": "位。",
     # Asterisk's own queue announcements, by the names queues.conf gives them.

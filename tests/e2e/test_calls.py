@@ -245,3 +245,17 @@ async def test_hang_up_in_the_middle_of_a_pin_change_changes_nothing(
     await asyncio.sleep(1)  # the server notices the hang-up and ends the call's work
     assert await pin_works(card.digits, card.id_number, "123456")
     assert not await pin_works(card.digits, card.id_number, new)
+
+
+async def test_star_leaves_the_agent_queue_for_self_service(
+    app: AgiServer, e2e_asterisk: E2EAsterisk, clock: Any, heard: Heard
+) -> None:
+    """Waiting for an agent (nobody answers), the caller presses * and is back at the main
+    menu of the self-service."""
+    clock(OPEN)
+    trace = await dial(e2e_asterisk, "wait:8 0 wait:14 * wait:12")
+    whats = trace.whats()
+    assert any(w.startswith("queue ") for w in whats), whats
+    assert "queue-exit" in whats, whats
+    assert whats.count("start main") == 2, whats
+    assert heard.prompts.count("welcome") == 2, heard.prompts
