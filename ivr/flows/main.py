@@ -15,8 +15,9 @@ from ivr.flows.script import as_script
 from ivr.registry import register
 
 # Keys of the menus (the defaults follow the hotline's published instructions).
-MAIN_CARD_SERVICES, MAIN_AGENT, REPEAT = "2", "0", "9"
+MAIN_CARD_SERVICES = "2"
 CARD_REPORT_LOSS, CARD_CHANGE_PIN, CARD_STATUS, BACK = "1", "2", "3", "*"
+# 9 (repeat) simply offers the menu again; 0 is an agent at every menu.
 
 SERVICES = {
     CARD_REPORT_LOSS: report_loss_flow,
@@ -25,20 +26,25 @@ SERVICES = {
 }
 
 
+def choose(call: Call, menu: str, choices: str) -> str | None:
+    """The key the caller picks at `menu`. 0 hands over to an agent; when agents are off
+    duty the caller has heard the hours and gets None, so the menu is offered again."""
+    call.at(menu)
+    try:
+        return call.caller.menu(menu, choices)
+    except AgentRequested:
+        agent.hand_over(call, REASON_CALLER_ASKED)
+        return None
+
+
 def card_services(call: Call) -> None:
     """Returns when the caller goes back to the main menu."""
     while True:
-        call.at("card-menu")
-        try:
-            key = call.caller.menu("card-menu", "1230*9")
-        except AgentRequested:
-            agent.hand_over(call, REASON_CALLER_ASKED)
-            continue
+        key = choose(call, "card-menu", "1230*9")
         if key == BACK:
             return
-        if key == REPEAT:
-            continue
-        SERVICES[key](call)
+        if key in SERVICES:
+            SERVICES[key](call)
 
 
 @register(SCRIPT_MAIN)
@@ -47,11 +53,5 @@ def main(call: Call) -> None:
     """Welcome, then the main menu until the caller is served or hangs up."""
     call.caller.play("welcome")
     while True:
-        call.at("main-menu")
-        try:
-            key = call.caller.menu("main-menu", "209")
-        except AgentRequested:
-            agent.hand_over(call, REASON_CALLER_ASKED)
-            continue
-        if key == MAIN_CARD_SERVICES:
+        if choose(call, "main-menu", "209") == MAIN_CARD_SERVICES:
             card_services(call)

@@ -14,7 +14,16 @@ from prompts.catalogue import PROMPTS, missing
 
 ROOT = Path(__file__).resolve().parents[2]
 # Functions whose string arguments are prompt ids.
-PROMPT_TAKERS = {"play", "menu", "ask", "choose_after", "ask_pin", "ask_new_pin", "read_reference"}
+PROMPT_TAKERS = {
+    "play",
+    "menu",
+    "ask",
+    "choose_after",
+    "choose",
+    "ask_pin",
+    "ask_new_pin",
+    "read_reference",
+}
 FORMATS = ("sln", "ulaw", "alaw", "sln16")
 
 
