@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from backend.masking import scrub
+
 # Keys whose values are never written, whatever they hold.
 _SECRET_KEY_PARTS = ("pin", "password", "secret", "pepper", "token", "id_number")
 _REDACTED = "[redacted]"
@@ -26,8 +28,6 @@ def _is_secret_key(key: str) -> bool:
 
 
 def _scrub_value(value: Any) -> Any:
-    from backend.masking import scrub
-
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, Mapping):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, and_, insert, select, update
+from sqlalchemy import DateTime, Row, and_, insert, literal, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -18,6 +17,7 @@ from backend.db.engine import get_engine
 from backend.db.tables import audit_events, cardholders, cards, loss_reports
 from backend.errors import InvalidInput, ServiceUnavailable
 from backend.masking import mask_card
+from backend.officehours import current_time
 from backend.outcomes import Actor, CardState, CardView, LossReportView
 from backend.settings import get_settings
 
@@ -137,9 +137,7 @@ def _card_query() -> Any:
 def dt_now_sql() -> Any:
     """The application's notion of now as a bound value, so a dev or test clock override
     (settings.now_override) reaches every expiry check and timestamp alike."""
-    from sqlalchemy import DateTime, literal
-
-    return literal(now(), DateTime(timezone=True))
+    return literal(current_time(), DateTime(timezone=True))
 
 
 async def find_by_holder(conn: AsyncConnection, digits: str, holder_hash: str) -> Row[Any] | None:
@@ -221,9 +219,3 @@ async def lapse_expired_reports(conn: AsyncConnection, card_id: int) -> None:
         )
         .values(status="lapsed", closed_at=dt_now_sql(), closed_by="expiry")
     )
-
-
-def now() -> dt.datetime:
-    from backend.officehours import current_time
-
-    return current_time()

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.db.tables import loss_reference_seq_name, loss_reports
 from backend.masking import mask_card
-from backend.officehours import add_working_days
+from backend.officehours import add_working_days, current_time
 from backend.outcomes import (
     Actor,
     Channel,
@@ -81,7 +81,7 @@ async def file_report(
     """Insert the card's one active report, or return the one that exists."""
     await common.lapse_expired_reports(conn, card_id)
     serial = (await conn.execute(select(func.nextval(loss_reference_seq_name)))).scalar_one()
-    now = common.now()
+    now = current_time()
     reference = make_reference(now.astimezone(ZoneInfo(get_settings().timezone)).date(), serial)
     inserted = (
         await conn.execute(
