@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     # argon2id cost, tuned to about 10-30 ms a check on a 2-core machine.
     pin_hash_time_cost: int = 2
     pin_hash_memory_kib: int = 12288
+    # Staff passwords: argon2-cffi's defaults (RFC 9106's low-memory profile); tests lower them.
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65536, ge=8192, le=1048576)
+    # Hash jobs queued or running in one process before more of a kind are refused at once;
+    # anonymous logins get few, so a flood of them can never starve callers' PIN checks.
+    pin_hash_queue_limit: int = Field(default=64, ge=1, le=10000)
+    password_hash_queue_limit: int = Field(default=4, ge=1, le=1000)
     lockout_limit: int = Field(default=6, ge=1, le=20)
     loss_report_valid_working_days: int = Field(default=5, ge=1, le=60)
     timezone: str = "Asia/Shanghai"

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
@@ -128,3 +129,18 @@ handoffs = Table(
 )
 
 loss_reference_seq_name = "loss_reference_seq"
+
+# Attempts reserved before a slow or guessable check (identity checks, logins, an agent's
+# checks on one call): one row per limited thing, keyed by a keyed hash, never by what was
+# typed. A reservation is one conditional upsert, so concurrency cannot pass a limit.
+attempt_counters = Table(
+    "attempt_counters",
+    metadata,
+    Column("scope", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("window_started", DateTime(timezone=True), nullable=False),
+    Column("alarmed", Boolean, nullable=False, server_default=text("false")),
+    PrimaryKeyConstraint("scope", "key"),
+    CheckConstraint("failures >= 0", name="attempt_counters_failures_check"),
+)

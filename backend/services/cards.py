@@ -5,12 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from backend import idnumber, pinrules
+from backend import idnumber, pinrules, secrethash
 from backend.db.tables import cardholders, cards
 from backend.errors import DuplicateCard, InvalidInput, UnknownCard
 from backend.masking import mask_card, mask_id
 from backend.outcomes import Actor, CardView, NoMatch, Verified
-from backend.pinhash import PinHasher
 from backend.services import common
 
 
@@ -32,7 +31,7 @@ async def issue_card(
         )
         if rule is not None:
             raise InvalidInput("pin-" + rule, f"the PIN breaks the rule: {rule}")
-    pin_hash = await PinHasher().hash(pin if pin is not None else pinrules.INITIAL_PIN)
+    pin_hash = await secrethash.hash_pin(pin if pin is not None else pinrules.INITIAL_PIN)
     holder_hash = common.id_hash(holder)
     async with common.transaction() as conn:
         await conn.execute(

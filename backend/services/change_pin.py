@@ -7,10 +7,9 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend import idnumber, pinrules
+from backend import idnumber, pinrules, secrethash
 from backend.masking import mask_card
 from backend.outcomes import Actor, ChangePinOutcome, PinChanged, PinRejected
-from backend.pinhash import PinHasher
 from backend.services import common
 from backend.services.verify import check_pin
 
@@ -38,7 +37,7 @@ async def change_pin(
     if rule is not None:
         await common.audit_alone(actor, "change-pin", "rule-" + rule, mask_card(card_digits))
         return PinRejected(rule)
-    new_hash = await PinHasher().hash(new_pin)
+    new_hash = await secrethash.hash_pin(new_pin)
 
     async def changed(conn: AsyncConnection, row: Row[Any]) -> ChangePinOutcome:
         await common.audit(conn, actor, "change-pin", "changed", mask_card(row.card_number))

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import Row, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend import secrethash
 from backend.db.tables import cards, loss_reports
 from backend.masking import mask_card
 from backend.outcomes import Actor, CounterOutcome, Done, NoMatch, Refused
-from backend.pinhash import PinHasher
 from backend.pinrules import INITIAL_PIN
 from backend.services import common
 
@@ -52,7 +52,7 @@ async def unlock(card_number: str, id_number: str, actor: Actor) -> CounterOutco
 
 async def reset_pin(card_number: str, id_number: str, actor: Actor) -> CounterOutcome:
     """Back to the initial PIN (the holder forgot theirs); also clears a lock."""
-    initial_hash = await PinHasher().hash(INITIAL_PIN)
+    initial_hash = await secrethash.hash_pin(INITIAL_PIN)
 
     async def change(conn: AsyncConnection, row: Row[Any]) -> bool:
         result = await conn.execute(

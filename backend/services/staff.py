@@ -6,7 +6,6 @@ ever reaches SQL text or a log line.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -14,13 +13,10 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Row, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from backend import secrethash
 from backend.db.tables import staff
 from backend.errors import InvalidInput
 from backend.outcomes import Actor, Channel
@@ -68,36 +64,10 @@ def actor_for(username: str, role: Role) -> Actor:
     return Actor(_CHANNEL[role], f"staff:{username}")
 
 
-class PasswordCost(BaseSettings):
-    """argon2id cost of staff passwords (`IVR_PASSWORD_HASH_*`); the defaults are
-    argon2-cffi's, RFC 9106's low-memory profile. Tests lower them to save time."""
-
-    model_config = SettingsConfigDict(env_prefix="IVR_PASSWORD_HASH_", extra="ignore")
-
-    time_cost: int = Field(default=3, ge=1, le=20)
-    memory_kib: int = Field(default=65536, ge=8192, le=1048576)
-
-
-@lru_cache(maxsize=1)
-def _hasher() -> PasswordHasher:
-    cost = PasswordCost()
-    return PasswordHasher(time_cost=cost.time_cost, memory_cost=cost.memory_kib, parallelism=4)
-
-
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
-    return _hasher().hash("not-a-real-password")
-
-
-def _verify_sync(stored: str, password: str) -> bool:
-    try:
-        return _hasher().verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-async def _verify(stored: str, password: str) -> bool:
-    return await asyncio.to_thread(_verify_sync, stored, password)
+    # Made once, in the caller's thread; only unknown usernames are checked against it.
+    return secrethash.hash_password_sync("not-a-real-password")
 
 
 def check_username(text: str) -> str:
@@ -141,7 +111,7 @@ async def create_staff(
         staff_role = Role(role)
     except ValueError:
         raise InvalidInput("role", "unknown role") from None
-    password_hash = await asyncio.to_thread(_hasher().hash, check_password(password))
+    password_hash = await secrethash.hash_password(check_password(password))
     async with common.transaction() as conn:
         row = (
             await conn.execute(
@@ -176,11 +146,11 @@ async def authenticate(username: str, password: str) -> StaffView | None:
         row = (await conn.execute(select(staff).where(staff.c.username == name))).first()
     if row is None:
         # As slow as a real check, so timing does not tell which usernames exist.
-        await _verify(_dummy_hash(), password)
+        await secrethash.password_matches(_dummy_hash(), password)
         await common.audit_alone(Actor(Channel.OPERATOR, "console"), "login", "unknown-user", None)
         return None
     view = _view(row)
-    if not await _verify(row.password_hash, password):
+    if not await secrethash.password_matches(row.password_hash, password):
         await common.audit_alone(view.actor, "login", "wrong-password", None)
         return None
     if not view.active:

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import Row, case, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend import secrethash
 from backend.db.tables import cards
 from backend.masking import mask_card
 from backend.outcomes import Actor, Locked, NoMatch, NotUsable, Verified, VerifyOutcome, WrongPin
-from backend.pinhash import PinHasher
 from backend.services import common
 from backend.settings import get_settings
 
@@ -70,9 +70,7 @@ async def check_pin(
     holder = common.check_id_number(id_number)
     async with common.engine().connect() as conn:
         row = await common.find_by_holder(conn, digits, common.id_hash(holder))
-    hasher = PinHasher()
     if row is None:
-        await hasher.burn(pin)
         await common.audit_alone(actor, action, "no-match", mask_card(digits))
         return NoMatch()
     masked = mask_card(row.card_number)
@@ -82,7 +80,7 @@ async def check_pin(
     if row.locked:
         await common.audit_alone(actor, action, "locked", masked)
         return Locked()
-    if not await hasher.verify(row.pin_hash, pin):
+    if not await secrethash.pin_matches(row.pin_hash, pin):
         return await _count_wrong_pin(row, actor, action)
     async with common.transaction() as conn:
         settled = (
