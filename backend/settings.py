@@ -6,18 +6,40 @@ The file is `ivr12333.env` in the working directory, or the path in `IVR_ENV_FIL
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from backend.localsecrets import local_secret, read_secret_file, secrets_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# Used only when IVR_ENV is dev or test; production refuses to start without its own.
-DEV_PEPPER = "dev-only-pepper-not-for-production"
+
+class InsecureBind(ValueError):
+    """A server was told to listen beyond this machine while using development secrets."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (127.0.0.0/8, ::1, or a name resolving only
+    to those). An empty host, a wildcard or a name that does not resolve is not."""
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {str(info[4][0]).split("%", 1)[0] for info in found}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
 def _parse_sessions(text: str) -> list[tuple[dt.time, dt.time]]:
@@ -43,7 +65,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data_dir: Path = PROJECT_ROOT / ".local"
     pg_port: int = 54333
+    # Production sets one of these (the file: e.g. a container secret). Unset outside
+    # production, the install's own random pepper is made once under `data_dir`.
     pin_pepper: SecretStr | None = None
+    pin_pepper_file: Path | None = None
     # argon2id cost, tuned to about 10-30 ms a check on a 2-core machine.
     pin_hash_time_cost: int = 2
     pin_hash_memory_kib: int = 12288
@@ -68,6 +93,8 @@ class Settings(BaseSettings):
     log_file: Path | None = None
     log_level: str = "info"
 
+    _local_pepper: SecretStr | None = PrivateAttr(default=None)
+
     @field_validator("office_hours")
     @classmethod
     def _valid_sessions(cls, value: str) -> str:
@@ -76,10 +103,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _pepper_outside_dev(self) -> Settings:
-        if self.pin_pepper is None:
-            if self.env == "prod":
-                raise ValueError("IVR_PIN_PEPPER is required when IVR_ENV=prod")
-            self.pin_pepper = SecretStr(DEV_PEPPER)
+        if self.pin_pepper_file is not None:
+            if self.pin_pepper is not None:
+                raise ValueError("set IVR_PIN_PEPPER or IVR_PIN_PEPPER_FILE, not both")
+            self.pin_pepper = SecretStr(
+                read_secret_file(self.pin_pepper_file, "IVR_PIN_PEPPER_FILE")
+            )
+        if self.pin_pepper is not None and not self.pin_pepper.get_secret_value().strip():
+            raise ValueError("IVR_PIN_PEPPER is empty")
+        if self.pin_pepper is None and self.env == "prod":
+            raise ValueError(
+                "IVR_PIN_PEPPER or IVR_PIN_PEPPER_FILE is required when IVR_ENV=prod "
+                "(the pepper can never change once PINs exist)"
+            )
         if self.now_override is not None:
             if self.env == "prod":
                 raise ValueError("IVR_NOW_OVERRIDE is for development and tests only")
@@ -92,9 +128,32 @@ class Settings(BaseSettings):
         return _parse_sessions(self.office_hours)
 
     @property
+    def development_secrets(self) -> bool:
+        """Whether this install runs on secrets it made for itself (never in production)."""
+        return self.pin_pepper is None
+
+    @property
     def pepper_bytes(self) -> bytes:
-        assert self.pin_pepper is not None
-        return self.pin_pepper.get_secret_value().encode()
+        pepper = self.pin_pepper
+        if pepper is None:
+            if self._local_pepper is None:
+                self._local_pepper = SecretStr(local_secret(self.data_dir, "pin_pepper"))
+            pepper = self._local_pepper
+        return pepper.get_secret_value().encode()
+
+    def check_bind(self, host: str, server: str) -> None:
+        """Refuse to serve beyond this machine on development secrets (raises InsecureBind).
+
+        Anyone who can read this checkout's `.local` folder knows them, so they are only
+        fit for a service nobody else can reach.
+        """
+        if self.development_secrets and not is_loopback(host):
+            raise InsecureBind(
+                f"refusing to serve the {server} on {host or 'every address'}: this install "
+                f"uses development secrets (made in {secrets_dir(self.data_dir)}), which are "
+                "for loopback addresses only; set IVR_ENV=prod with IVR_PIN_PEPPER or "
+                "IVR_PIN_PEPPER_FILE, or bind to 127.0.0.1"
+            )
 
 
 @lru_cache(maxsize=1)

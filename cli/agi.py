@@ -28,13 +28,18 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from backend.logsetup import configure_from_settings
-    from backend.settings import get_settings
+    from backend.settings import InsecureBind, get_settings
+    from cli.main import CommandError
     from ivr.registry import SCRIPTS, load_flows
     from ivr.server import serve
 
     configure_from_settings()
     settings = get_settings()
     host = args.host or settings.agi_host
+    try:
+        settings.check_bind(host, "FastAGI server")
+    except InsecureBind as exc:
+        raise CommandError(str(exc)) from None
     port = settings.agi_port if args.port is None else args.port
     load_flows()
 

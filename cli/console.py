@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from backend.settings import get_settings
+from backend.settings import InsecureBind, get_settings
 from cli.main import CommandError
 
 
@@ -19,6 +19,10 @@ def serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     host = args.host or settings.console_host
     port = args.port or settings.console_port
+    try:
+        settings.check_bind(host, "console")
+    except InsecureBind as exc:
+        raise CommandError(str(exc)) from None
     print(f"console on http://{host}:{port}/")
     run_server(host, port)
     return 0

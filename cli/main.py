@@ -52,10 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.parse_args([*args_list, "--help"])
         return 2
+    from pydantic import ValidationError
+
     try:
         return int(func(args) or 0)
     except CommandError as exc:
         print(f"ivr12333 {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        # Settings that cannot start the service; the messages name settings, never values.
+        problems = "; ".join(str(e["msg"]) for e in exc.errors(include_input=False))
+        print(f"ivr12333 {args.command}: configuration: {problems}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

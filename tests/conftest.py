@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ APP_LOG = TEST_DATA / "app.log"
 
 os.environ["IVR_ENV"] = "test"
 os.environ["IVR_LOG_FILE"] = str(APP_LOG)
-os.environ.setdefault("IVR_PIN_PEPPER", "test-pepper-" + "x" * 20)
+# A pepper of this run's own: nothing the tests store is valid under any other.
+os.environ["IVR_PIN_PEPPER"] = secrets.token_urlsafe(32)
+os.environ.pop("IVR_PIN_PEPPER_FILE", None)
 os.environ.pop("IVR_DATABASE_URL", None)
 
 from backend import idnumber  # noqa: E402

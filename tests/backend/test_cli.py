@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,18 +38,29 @@ class Ran:
     stderr: str
 
 
-async def run_cli(database_url: str, *args: str) -> Ran:
-    """Run `ivr12333 ARGS` against the test database."""
-    env = {**os.environ, "IVR_DATABASE_URL": database_url}
+async def run_cli(
+    database_url: str,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+) -> Ran:
+    """Run `ivr12333 ARGS` against the test database, `stdin` on its standard input, with
+    `env` added to and `unset` removed from the tests' environment."""
+    env = {**os.environ, "IVR_DATABASE_URL": database_url, **(env or {})}
+    for name in unset:
+        env.pop(name, None)
     process = await asyncio.create_subprocess_exec(
         str(IVR12333),
         *args,
         env=env,
         cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    data = None if stdin is None else stdin.encode()
+    out, err = await asyncio.wait_for(process.communicate(data), timeout=60)
     assert process.returncode is not None
     return Ran(process.returncode, out.decode(), err.decode())
 
@@ -204,3 +216,36 @@ async def test_show_after_a_change_in_the_backend(issue: Issue, database_url: st
     assert report["reference"] == getattr(reported, "reference", None)
     assert (report["channel"], report["kind"]) == ("agent", "temporary")
     assert report["expires_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("server", "args"),
+    [
+        ("FastAGI server", ["agi", "serve", "--host", "0.0.0.0", "--port", "0"]),  # noqa: S104
+        ("console", ["console", "serve", "--host", "0.0.0.0", "--port", "0"]),  # noqa: S104
+    ],
+)
+async def test_servers_refuse_public_binds_on_development_secrets(
+    db: str, tmp_path: Path, server: str, args: list[str]
+) -> None:
+    """Told to listen on every address with the install's own secrets, a server refuses
+    at once with one line saying why and what to do."""
+    env = {"IVR_ENV": "dev", "IVR_DATA_DIR": str(tmp_path)}
+    ran = await run_cli(db, *args, env=env, unset=("IVR_PIN_PEPPER",))
+    assert ran.returncode == 1, ran
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1, ran.stderr
+    assert f"refusing to serve the {server} on 0.0.0.0" in lines[0]
+    assert "IVR_ENV=prod" in lines[0]
+    assert ran.stdout == ""
+
+
+async def test_production_without_a_pepper_says_so(db: str, tmp_path: Path) -> None:
+    """`IVR_ENV=prod` with no pepper stops every command with one configuration line."""
+    ran = await run_cli(
+        db, "cards", "show", "A12345678", env={"IVR_ENV": "prod"}, unset=("IVR_PIN_PEPPER",)
+    )
+    assert ran.returncode == 1
+    assert ran.stderr.startswith("ivr12333 cards: configuration: "), ran.stderr
+    assert "IVR_PIN_PEPPER or IVR_PIN_PEPPER_FILE is required" in ran.stderr
+    assert "Traceback" not in ran.stderr
