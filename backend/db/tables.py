@@ -144,3 +144,55 @@ attempt_counters = Table(
     PrimaryKeyConstraint("scope", "key"),
     CheckConstraint("failures >= 0", name="attempt_counters_failures_check"),
 )
+
+# The staff console's own state, shared by every console process through the database.
+# A session: the cookie holds a random token, the row only its SHA-256, so a copy of the
+# table opens nothing. Logging out, deactivating the account or changing its password
+# deletes the rows; the lookup refuses idle and over-long ones.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("staff_id", BigInteger, ForeignKey("staff.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_nonce", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("console_sessions_staff", "staff_id"),
+)
+
+# A holder a staff member has just checked, waiting for the confirming POST: the card and the
+# keyed hash of the ID number (never the number), for one session, one purpose, a few
+# minutes; taken once by a conditional DELETE ... RETURNING.
+console_pending = Table(
+    "console_pending",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column(
+        "session_hash",
+        Text,
+        ForeignKey("console_sessions.token_hash", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("staff_id", BigInteger, ForeignKey("staff.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("card_number", Text, nullable=False),
+    Column("card_masked", Text, nullable=False),
+    Column("holder_hash", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("console_pending_session", "session_hash"),
+    Index("console_pending_expires", "expires_at"),
+)
+
+# Browsers an account has logged in from (OWASP "device cookies"): the cookie holds a random
+# token, the row its SHA-256. Such a browser is not subject to the account-wide pause that
+# strangers can cause, only to a limit of its own.
+login_devices = Table(
+    "login_devices",
+    metadata,
+    Column("token_hash", Text, nullable=False),
+    Column("staff_id", BigInteger, ForeignKey("staff.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_used", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("token_hash", "staff_id"),
+    Index("login_devices_staff", "staff_id"),
+)
