@@ -2,13 +2,20 @@
 
 Every call or staff session binds its id with `structlog.contextvars.bind_contextvars`, so
 each line it logs carries it.
+
+Exceptions are written as their type and traceback (files, lines, code), never their
+arguments: an exception's text can hold anything its raiser had at hand (a PIN, an ID
+number, PostgreSQL's echo of a bound value). Exception classes whose messages are built
+from safe parts only declare `message_is_safe = True`; database errors add their SQLSTATE.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TextIO
 
 import structlog
@@ -53,6 +60,96 @@ def mask_processor(
     return event_dict
 
 
+def exception_type(exc: BaseException) -> str:
+    """`KeyError`, `sqlalchemy.exc.DataError`: builtins by name, others fully qualified."""
+    cls = type(exc)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line naming `exc` without its values: the type, plus the (masked) message only
+    for classes declaring `message_is_safe`, plus the SQLSTATE of a database error."""
+    name = exception_type(exc)
+    if getattr(type(exc), "message_is_safe", False):
+        return f"{name}: {scrub(str(exc))}" if str(exc) else name
+    orig = getattr(exc, "orig", None)  # SQLAlchemy's wrapper around the driver's error
+    if orig is not None:
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        detail = type(orig).__name__ + (f", SQLSTATE {code}" if code else "")
+        return f"{name} ({detail}; message withheld)"
+    return f"{name} (message withheld)"
+
+
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def format_exception_safely(exc: BaseException) -> str:
+    """The traceback as Python prints it, chained exceptions included, but each exception
+    described by `describe_exception` and no frame's locals."""
+    # chain[i] was raised while or because of chain[i + 1]; links[i] says which.
+    chain, links = [exc], []
+    while len(chain) < 16:
+        latest = chain[-1]
+        if latest.__cause__ is not None:
+            earlier, link = latest.__cause__, _CAUSE
+        elif latest.__context__ is not None and not latest.__suppress_context__:
+            earlier, link = latest.__context__, _CONTEXT
+        else:
+            break
+        if any(earlier is seen for seen in chain):
+            break
+        chain.append(earlier)
+        links.append(link)
+    parts: list[str] = []
+    for index in range(len(chain) - 1, -1, -1):
+        item = chain[index]
+        if item.__traceback__ is not None:
+            parts.append("Traceback (most recent call last):\n")
+            parts.extend(traceback.format_list(traceback.extract_tb(item.__traceback__)))
+        parts.append(describe_exception(item) + "\n")
+        if index:
+            parts.append(links[index - 1])
+    return "".join(parts).rstrip("\n")
+
+
+def _exception_of(exc_info: Any) -> BaseException | None:
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple):
+        return exc_info[1] if len(exc_info) == 3 else None
+    if exc_info:
+        return sys.exc_info()[1]
+    return None
+
+
+def exception_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog's `format_exc_info`, rendering with `format_exception_safely`."""
+    exc = _exception_of(event_dict.pop("exc_info", None))
+    if exc is not None:
+        event_dict["exception"] = format_exception_safely(exc)
+    return event_dict
+
+
+def forget_frames(exc: BaseException) -> None:
+    """Drop the locals of every finished frame `exc` and its chain passed through, so a
+    kept or slow-to-die exception holds no PIN or ID number a flow had in a variable."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        tb: TracebackType | None = item.__traceback__
+        traceback.clear_frames(tb)  # frames still running are skipped
+        stack += [item.__cause__, item.__context__]
+
+
 class _Tee:
     """Writes each JSON line to stderr and, when configured, to a file."""
 
@@ -81,7 +178,7 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
+            exception_processor,
             mask_processor,
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],

@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ivr.fake_asterisk import HANG_UP, SILENCE, Transcript, check_groups
+
+if TYPE_CHECKING:
+    from ivr.server import ServerError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +53,7 @@ def _simulate(args: argparse.Namespace) -> int:
     for line in render(transcript, text):
         print(line)
     if errors:
-        raise CommandError(f"the flow failed: {errors[0]!r}")
+        raise CommandError(f"the flow failed: {errors[0].message}")
     return 0
 
 
@@ -63,7 +67,7 @@ def _configure_logging(verbose: bool) -> None:
 
 async def _run(
     script: str, keys: list[str], caller_number: str, hangup_at: int | str | None
-) -> tuple[Transcript, list[BaseException]]:
+) -> tuple[Transcript, list[ServerError]]:
     from ivr.fake_asterisk import run_call
     from ivr.registry import SCRIPTS, load_flows
     from ivr.server import AgiServer
@@ -77,7 +81,7 @@ async def _run(
         )
     finally:
         await server.drain()
-    return transcript, server.errors
+    return transcript, list(server.errors)
 
 
 def _prompt_text() -> Callable[[str], str]:

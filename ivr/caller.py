@@ -99,8 +99,8 @@ class Caller:
 
     # -- keys ----------------------------------------------------------------------------
 
-    def _get(self, prompt_id: str, timeout_ms: int, max_digits: int) -> Entry:
-        entry = self._channel.get_data(sound(prompt_id), timeout_ms, max_digits)
+    def _get(self, prompt_id: str, timeout_ms: int, max_digits: int, secret: bool = False) -> Entry:
+        entry = self._channel.get_data(sound(prompt_id), timeout_ms, max_digits, secret=secret)
         if entry is None:
             # The caller heard nothing and pressed nothing: as if silent.
             log.error("prompt.missing", prompt=prompt_id)
@@ -158,7 +158,7 @@ class Caller:
         """
         failures = restarts = 0
         while True:
-            entry = self._get(prompt_id, self._timeouts.entry_ms, max_len + 1)
+            entry = self._get(prompt_id, self._timeouts.entry_ms, max_len + 1, secret)
             text = entry.digits
             fields = {"prompt": prompt_id, "length": len(text), "secret": secret}
             if "*" in text and not star_is_x and restarts < _MAX_RESTARTS:

@@ -2,22 +2,26 @@
 
 Each connection: read the `agi_*` environment under a time limit, look the script up in the
 table, run its flow in a greenlet over pyst2 (`ivr.agi`). A hang-up ends the flow with one
-log line; an unexpected error is logged, recorded in `errors` (tests assert it stays empty),
-and the caller hears "system-error" before the dialplan takes over. `drain()` stops taking
-calls, lets calls in progress finish for a while, then says goodbye to the rest.
+log line; an unexpected error is logged, recorded in `errors` (tests assert it stays empty;
+words only, a bounded number) and the caller hears "system-error" before the dialplan takes
+over. `drain()` stops taking calls, lets calls in progress finish for a while, then says
+goodbye to the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import signal
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import structlog
 
+from backend.logsetup import describe_exception, exception_type, forget_frames
 from ivr.agi.bridge import run_in_greenlet
 from ivr.agi.channel import AgiChannel, QuietAGI
 from ivr.agi.env import call_info, clean_text, mask_phone, read_env
@@ -40,6 +44,27 @@ HEADER_TIMEOUT = 5.0
 REPLY_TIMEOUT = 300.0
 # Saying goodbye at shutdown or after an error must not wait on a stuck peer.
 FAREWELL_REPLY_TIMEOUT = 5.0
+# Unexpected errors kept for inspection (tests, a debugger); the log has every one.
+ERROR_RECORD_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError:
+    """One unexpected error, as kept in memory: words only.
+
+    The exception itself is not kept: its traceback holds every frame it passed through,
+    and their locals hold the call's PINs and ID numbers.
+    """
+
+    kind: str  # the exception's type, e.g. "KeyError" or "sqlalchemy.exc.DataError"
+    call_id: str
+    step: str  # the call's last AGI step, e.g. "GET DATA ivr12333/enter-pin"
+    message: str  # `backend.logsetup.describe_exception`: no values
+
+
+def _record(exc: BaseException, step: str) -> ServerError:
+    call_id = structlog.contextvars.get_contextvars().get("call_id", "")
+    return ServerError(exception_type(exc), str(call_id), step, describe_exception(exc))
 
 
 def tune_gc() -> None:
@@ -74,8 +99,10 @@ class AgiServer:
         self.header_timeout = header_timeout
         self.reply_timeout = reply_timeout
         self.timeouts = timeouts or Timeouts()
-        # Unexpected exceptions from flows or from the server itself, newest last.
-        self.errors: list[BaseException] = []
+        # Unexpected errors from flows or from the server itself, the newest last; tests
+        # assert it stays empty. Bounded, so a fault that fails every call cannot grow it.
+        self.errors: collections.deque[ServerError] = collections.deque(maxlen=ERROR_RECORD_LIMIT)
+        self.errors_seen = 0
         self.calls_served = 0
         self._tasks: set[asyncio.Task[object]] = set()
         self._server: asyncio.Server | None = None
@@ -128,11 +155,16 @@ class AgiServer:
         except asyncio.CancelledError:
             pass  # dropped at the end of a drain
         except Exception as exc:
-            self.errors.append(exc)
             log.exception("call.server_error")
+            self._keep(exc, "")
         finally:
             self._tasks.discard(task)
             writer.close()
+
+    def _keep(self, exc: BaseException, step: str) -> None:
+        self.errors_seen += 1
+        self.errors.append(_record(exc, step))
+        forget_frames(exc)
 
     async def _refuse(self, writer: asyncio.StreamWriter) -> None:
         # Asterisk logs the message; the dialplan sees no IVR_NEXT and takes its fallback.
@@ -186,8 +218,8 @@ class AgiServer:
             log.info("call.ended_by_shutdown", at=channel.last_step, seconds=seconds())
             _farewell(channel, "goodbye", hang_up=True)
         except Exception as exc:
-            self.errors.append(exc)
             log.exception("call.failed", at=channel.last_step, seconds=seconds())
+            self._keep(exc, channel.last_step)
             # No hang-up: the dialplan sees no IVR_NEXT and takes its fallback (an agent).
             _farewell(channel, "system-error", hang_up=False)
         else:

@@ -14,8 +14,11 @@ def get_engine(url: str | None = None) -> AsyncEngine:
         url = database_url()
     engine = _engines.get(url)
     if engine is None:
-        # Statements carry bound parameters only; the values never enter SQL text.
-        engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # Statements carry bound parameters only; the values never enter SQL text, and
+        # hide_parameters keeps them out of exceptions' text too.
+        engine = create_async_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+        )
         _engines[url] = engine
     return engine
 

@@ -22,7 +22,7 @@ def _run(connection: Connection) -> None:
 async def _main() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "database url not configured"
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, hide_parameters=True)  # no bound values in errors
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

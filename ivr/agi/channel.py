@@ -45,14 +45,22 @@ class QuietAGI(AGI):  # type: ignore[misc]  # pyst2 has no type information
         self.verb = ""
         self.last_reply: Reply | None = None
         self.hung_up = False
+        # Whether the command in progress collects a secret entry (a PIN).
+        self.secret_entry = False
+        self._secret_next = False
 
     def test_hangup(self) -> None:
         # pyst2 calls this before each command: once the call is over, send nothing more.
         if self.hung_up:
             raise CallerHungUp(f"channel already hung up (before {self.verb or 'any command'})")
 
+    def next_entry_is_secret(self) -> None:
+        """The next command collects a secret entry."""
+        self._secret_next = True
+
     def send_command(self, command: str, *args: Any) -> None:
         self.verb = command.strip().upper()
+        self.secret_entry, self._secret_next = self._secret_next, False
         super().send_command(command, *args)
 
     def get_result(self, stdin: Any = None) -> dict[str, tuple[str, str]]:
@@ -62,9 +70,18 @@ class QuietAGI(AGI):  # type: ignore[misc]  # pyst2 has no type information
             self.hung_up = True
             raise CallerHungUp(f"{reply.kind.value} reply to {self.verb}")
         if reply.kind is not ReplyKind.OK:
-            raise AgiProtocolError(f"{reply.kind.value} reply to {self.verb}: {reply.text[:80]}")
+            raise AgiProtocolError(self._describe(reply))
         # The shape pyst2's own methods index into.
         return {"result": (reply.result, reply.data or "")}
+
+    def _describe(self, reply: Reply) -> str:
+        """A rejected or unreadable reply in words, without its text: a garbled reply to
+        an entry holds the caller's keys (a PIN), and any other may be a late one."""
+        details = ["secret entry"] if self.secret_entry else []
+        if reply.code:
+            details.append(f"code {reply.code}")
+        details.append(f"{len(reply.text)} characters not shown")
+        return f"{reply.kind.value} reply to {self.verb} ({', '.join(details)})"
 
     def _read_reply(self) -> Reply:
         reply = parse_reply(self.stdin.readline())
@@ -140,11 +157,17 @@ class AgiChannel:
             return False
         return True
 
-    def get_data(self, sound: str, timeout_ms: int, max_digits: int) -> Entry | None:
+    def get_data(
+        self, sound: str, timeout_ms: int, max_digits: int, *, secret: bool = False
+    ) -> Entry | None:
         """Play `sound`, collect up to `max_digits` keys ended by `#` or silence.
 
-        None means the prompt file is missing (Asterisk then collects nothing).
+        None means the prompt file is missing (Asterisk then collects nothing). `secret`
+        marks an entry (a PIN) that nothing may repeat; no reply text is ever repeated in
+        errors, and this one is also marked so in them.
         """
+        if secret:
+            self._agi.next_entry_is_secret()
         reply = self.command("GET DATA", sound, int(timeout_ms), int(max_digits))
         if reply.is_minus_one:
             self._missing_or_hangup()

@@ -71,7 +71,7 @@ async def test_unexpected_exception(line: Line) -> None:
         transcript = await line.call(broken, [])
     assert transcript.heard == ["welcome", "system-error"]
     assert transcript.ended == "agi-returned"
-    assert [type(e) for e in line.server.errors] == [KeyError]
+    assert [e.kind for e in line.server.errors] == ["KeyError"]
     (failed,) = [entry for entry in logs if entry["event"] == "call.failed"]
     assert failed["exc_info"] is True
     line.server.errors.clear()  # expected here; the fixture fails on any other
