@@ -34,6 +34,9 @@ _VAR_NAME_RE = re.compile(r"^_{0,2}[A-Za-z][A-Za-z0-9_]{0,63}$")
 _VAR_VALUE_LIMIT = 256
 # A keypad that keeps sending '*' must not keep a caller in an entry for ever.
 _MAX_RESTARTS = 10
+# What an entry may hold: digits, and X (keyed as *) where it stands for that letter.
+_ENTRY_KEYS = re.compile(r"[0-9]+", re.ASCII)
+_ENTRY_KEYS_X = re.compile(r"[0-9X]+", re.ASCII)
 
 
 class NoValidInput(Exception):
@@ -151,7 +154,8 @@ class Caller:
         """Collect an entry ended by `#` (or by silence after some keys) and return it.
 
         `*` restarts the entry (re-asked, not counted) unless `star_is_x`, where it stands
-        for the letter X. Empty entries play "no-input", wrong lengths "invalid-key",
+        for the letter X. Empty entries play "no-input", wrong lengths and keys other than
+        digits (A-D on keypads that have them) "invalid-key",
         rejected ones whatever `validate` returns; each counts a try, and after `tries` the
         last failure plays nothing and raises NoValidInput. The entry itself never reaches a
         log or an exception; `secret` marks it in the log.
@@ -167,7 +171,7 @@ class Caller:
                 continue
             if star_is_x:
                 text = text.replace("*", "X")
-            problem = self._check(text, min_len, max_len, validate)
+            problem = self._check(text, min_len, max_len, star_is_x, validate)
             if problem is None:
                 ended = "timeout" if entry.timed_out else "key"
                 log.info("entry", outcome="accepted", ended=ended, **fields)
@@ -180,12 +184,18 @@ class Caller:
 
     @staticmethod
     def _check(
-        text: str, min_len: int, max_len: int, validate: Callable[[str], str | None] | None
+        text: str,
+        min_len: int,
+        max_len: int,
+        star_is_x: bool,
+        validate: Callable[[str], str | None] | None,
     ) -> str | None:
         """None if `text` is acceptable, else the prompt id telling the caller why not."""
         if not text:
             return "no-input"
-        if not min_len <= len(text) <= max_len or "*" in text:
+        # Keys A-D (Asterisk returns them as letters) and a stray * are never part of one.
+        allowed = _ENTRY_KEYS_X if star_is_x else _ENTRY_KEYS
+        if not min_len <= len(text) <= max_len or not allowed.fullmatch(text):
             return "invalid-key"
         return validate(text) if validate is not None else None
 

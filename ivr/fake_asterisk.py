@@ -10,6 +10,8 @@ DIGIT), in order:
     `123`   keys, then silence (timeout) `-`  silence: no key at all
     `!`     hang up at this prompt
 
+Keys are 0-9 and `*`, and A-D, which some keypads have and Asterisk returns as letters.
+
 When the groups run out, the caller hangs up at the next input prompt. `hangup_at` hangs up
 elsewhere: an int N hangs up when the Nth command arrives (1-based), a str when that prompt
 is played.
@@ -28,7 +30,8 @@ from ivr.contract import SOUNDS_SUBDIR
 
 SILENCE = "-"
 HANG_UP = "!"
-_GROUP_RE = re.compile(r"^([0-9*]*#?|-|!)$")
+# Keypads have 0-9, * and #, and some A-D too (Asterisk returns those as letters).
+_GROUP_RE = re.compile(r"^([0-9A-D*]*#?|-|!)$")
 
 DEAD_REPLY = "511 Command Not Permitted on a dead channel or intercepted channel"
 INVALID_REPLY = "510 Invalid or unknown command"
@@ -63,7 +66,7 @@ def check_groups(keys: Sequence[str]) -> list[str]:
     """Validate key groups (see the module docstring); returns them as a list."""
     for group in keys:
         if not group or not _GROUP_RE.match(group):
-            raise ValueError(f"not a key group: {group!r} (keys 0-9 and *, then #; or - or !)")
+            raise ValueError(f"not a key group: {group!r} (keys 0-9, * and A-D, then #; or - or !)")
     return list(keys)
 
 
