@@ -7,8 +7,12 @@ import re
 # An 18-character resident ID (GB 11643): keep the region (6) and the last 4.
 _ID_RE = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 # A card number: an optional letter and 8-9 digits; keep the letter and the last 4 digits.
-# Longer digit runs (call ids, reference numbers, timestamps) are left alone.
-_CARD_RE = re.compile(r"(?<![0-9A-Za-z*])([A-Za-z]?)(\d{4,5})(\d{4})(?![0-9])")
+# Longer digit runs (reference numbers, timestamps) are left alone, and so are the parts of
+# a dotted number: an Asterisk call id is `seconds.sequence` (`1796105603.123459495`), and
+# masking its sequence would make log lines disagree with the console's call id.
+_CARD_RE = re.compile(
+    r"(?<![0-9A-Za-z*])(?<![0-9]\.)([A-Za-z]?)(\d{4,5})(\d{4})(?![0-9])(?!\.[0-9])"
+)
 
 
 def mask_id(id_number: str) -> str:

@@ -12,10 +12,7 @@ def serve(args: argparse.Namespace) -> int:
     from console.config import get_console_settings
     from console.server import serve as run_server
 
-    try:
-        get_console_settings()
-    except ValueError:
-        raise CommandError("IVR_CONSOLE_SECRET is required when IVR_ENV=prod") from None
+    get_console_settings()  # bad settings stop here, before a port is bound
     settings = get_settings()
     host = args.host or settings.console_host
     port = args.port or settings.console_port

@@ -1,4 +1,5 @@
-"""`ivr12333 staff create-supervisor|list|deactivate`: console accounts from the shell.
+"""`ivr12333 staff create-supervisor|list|deactivate|set-password`: console accounts from the
+shell.
 
 The first supervisor is made here; supervisors make every other account in the console.
 A password is never a command-line argument (shell history, `ps`): it comes from a prompt,
@@ -64,6 +65,17 @@ def deactivate(args: argparse.Namespace) -> int:
     return 0
 
 
+def set_password(args: argparse.Namespace) -> int:
+    from backend.services.staff import set_password as set_staff_password
+
+    quiet_logging()
+    password = read_password(args.password_stdin)
+    if not run_async(set_staff_password(args.username, password, OPERATOR)):
+        raise CommandError(f"no account {args.username!r}")
+    print(f"password of {args.username} set; its console sessions have ended")
+    return 0
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p_create = sub.add_parser("create-supervisor", help="create a supervisor account")
@@ -78,3 +90,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     p_off = sub.add_parser("deactivate", help="deactivate an account")
     p_off.add_argument("username")
     p_off.set_defaults(func=deactivate)
+    p_pw = sub.add_parser(
+        "set-password", help="set an account's password (ends its console sessions)"
+    )
+    p_pw.add_argument("username")
+    p_pw.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p_pw.set_defaults(func=set_password)

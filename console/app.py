@@ -22,10 +22,8 @@ from console.auth import LoginRequired, WrongRole, current_staff
 from console.config import get_console_settings
 from console.csrf import CsrfRefused, csrf_protect
 from console.messages import ROLE_NAMES, UNAVAILABLE
-from console.pending import PendingStore
 from console.routes import agent, counter, home, supervisor
 from console.templating import render
-from console.throttle import LoginThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -37,21 +35,22 @@ Handler = Callable[[Request], Awaitable[Response]]
 async def _session_and_headers(request: Request, call_next: Handler) -> Response:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:12])
-    settings = get_console_settings()
     started = time.perf_counter()
-    request.state.session = sessions.load(request.cookies.get(sessions.COOKIE), settings)
+    # The session itself is looked up by the routers' first dependency (console.sessions);
+    # a page that starts, replaces or ends one leaves the new cookie value here.
+    request.state.cookie_out = None
     response = await call_next(request)
     if not request.url.path.startswith("/static/"):
         security.apply(response.headers)
-        # Re-signed each time: the signature's age is the time since the last request.
-        response.set_cookie(
-            sessions.COOKIE,
-            sessions.dump(request.state.session, settings),
-            httponly=True,
-            samesite="strict",
-            secure=bool(settings.secure_cookies),
-            path="/",
-        )
+        if request.state.cookie_out is not None:
+            response.set_cookie(
+                sessions.COOKIE,
+                request.state.cookie_out,
+                httponly=True,
+                samesite="strict",
+                secure=bool(get_console_settings().secure_cookies),
+                path="/",
+            )
     # The path only: query strings may hold a card number someone searched for.
     log.info(
         "request",
@@ -112,10 +111,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app() -> FastAPI:
-    settings = get_console_settings()
+    get_console_settings()  # invalid settings fail here, not on the first request
     app = FastAPI(title="12333 工作台", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.pending = PendingStore(settings.pending_minutes * 60)
-    app.state.throttle = LoginThrottle(settings.login_attempts, settings.login_pause_minutes * 60)
     app.middleware("http")(_session_and_headers)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(WrongRole, _wrong_role)

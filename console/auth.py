@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 from fastapi import Request
 
-from backend.services.staff import Role, StaffView, get_staff
-from console.sessions import Session
+from backend.services.staff import Role, StaffView
+from console import sessions
 
 
 class LoginRequired(Exception):
@@ -20,17 +20,11 @@ class WrongRole(Exception):
 
 
 async def current_staff(request: Request) -> StaffView | None:
-    session: Session = request.state.session
-    if session.staff_id is None:
-        return None
-    cached: StaffView | None = getattr(request.state, "staff", None)
-    if cached is not None:
-        return cached
-    found = await get_staff(session.staff_id)
-    if found is None or not found.active:
-        return None
-    request.state.staff = found
-    structlog.contextvars.bind_contextvars(staff=found.username)
+    """The session's staff member (the session query checks the account is active)."""
+    found = (await sessions.of(request)).staff
+    if found is not None and getattr(request.state, "staff", None) is None:
+        request.state.staff = found
+        structlog.contextvars.bind_contextvars(staff=found.username)
     return found
 
 

@@ -1,14 +1,17 @@
-"""CSRF tokens: an HMAC of the session's nonce, sent back in every POST form."""
+"""CSRF tokens: every POST form carries its session's token.
+
+A logged-in session's token is the random nonce in its row; before login it is derived from
+the browser's anonymous token (console/sessions.py). SameSite=Strict cookies are the first
+line; this is the second.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from fastapi import Request
 
-from console.config import get_console_settings
-from console.sessions import Session
+from console import sessions
 
 FIELD = "csrf_token"
 
@@ -17,17 +20,13 @@ class CsrfRefused(Exception):
     """A POST without the token of this session."""
 
 
-def token_for(session: Session) -> str:
-    key = get_console_settings().secret_bytes
-    return hmac.new(key, b"csrf:" + session.nonce.encode(), hashlib.sha256).hexdigest()
-
-
 async def csrf_protect(request: Request) -> None:
-    """Router dependency: every POST must carry this session's token."""
+    """Router dependency: loads the session for every page; every POST must carry its token."""
+    session = await sessions.of(request)
     if request.method != "POST":
         return
     form = await request.form()
     sent = form.get(FIELD)
-    session: Session = request.state.session
-    if not isinstance(sent, str) or not hmac.compare_digest(sent, token_for(session)):
+    # Bytes: compare_digest refuses str with characters outside ASCII.
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
         raise CsrfRefused()

@@ -55,6 +55,11 @@ def id_hash(number: str) -> str:
     return idnumber.keyed_hash(number, get_settings().pepper_bytes)
 
 
+class IdHash(str):
+    """The keyed hash of an ID number checked a moment ago, given where an ID number is
+    expected (`holder_card`): the console's confirmation step keeps only the hash."""
+
+
 def engine() -> AsyncEngine:
     return get_engine()
 
@@ -163,9 +168,13 @@ async def holder_card(
     name: str | None = None,
 ) -> Row[Any] | None:
     """The card with this number when the ID number (and name, if given) is its holder's;
-    otherwise None, audited as no-match. Malformed input raises InvalidInput."""
+    otherwise None, audited as no-match. Malformed input raises InvalidInput. An `IdHash`
+    instead of the ID number is compared as it is."""
     number = normalise_card_number(card_number)
-    holder_hash = id_hash(check_id_number(id_number))
+    if isinstance(id_number, IdHash):
+        holder_hash = str(id_number)
+    else:
+        holder_hash = id_hash(check_id_number(id_number))
     row = await find_by_number(conn, number)
     if row is None or row.id_hash != holder_hash or (name is not None and row.name != name.strip()):
         await audit(conn, actor, action, "no-match", mask_card(number))

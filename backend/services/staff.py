@@ -1,7 +1,9 @@
-"""Staff accounts of the console: create, authenticate, list, deactivate; each audited.
+"""Staff accounts of the console: create, authenticate, list, deactivate, set or change a
+password; each audited.
 
 Passwords are hashed with argon2id in the application (on a worker thread), so no password
-ever reaches SQL text or a log line.
+ever reaches SQL text or a log line. Deactivating an account or changing its password ends
+its console sessions in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import secrethash
-from backend.db.tables import staff
+from backend.db.tables import console_sessions, staff
 from backend.errors import InvalidInput
 from backend.outcomes import Actor, Channel
 from backend.services import common
@@ -90,7 +93,8 @@ def check_display_name(text: str) -> str:
     return name
 
 
-def _view(row: Row[Any]) -> StaffView:
+def staff_view(row: Row[Any]) -> StaffView:
+    """A row with the staff table's columns (password hash not needed) as a StaffView."""
     return StaffView(
         staff_id=row.id,
         username=row.username,
@@ -136,7 +140,7 @@ async def create_staff(
             )
     if row is None:
         raise DuplicateUsername()
-    return _view(row)
+    return staff_view(row)
 
 
 async def authenticate(username: str, password: str) -> StaffView | None:
@@ -149,7 +153,7 @@ async def authenticate(username: str, password: str) -> StaffView | None:
         await secrethash.password_matches(_dummy_hash(), password)
         await common.audit_alone(Actor(Channel.OPERATOR, "console"), "login", "unknown-user", None)
         return None
-    view = _view(row)
+    view = staff_view(row)
     if not await secrethash.password_matches(row.password_hash, password):
         await common.audit_alone(view.actor, "login", "wrong-password", None)
         return None
@@ -163,27 +167,98 @@ async def authenticate(username: str, password: str) -> StaffView | None:
 async def get_staff(staff_id: int) -> StaffView | None:
     async with common.transaction() as conn:
         row = (await conn.execute(select(staff).where(staff.c.id == staff_id))).first()
-    return None if row is None else _view(row)
+    return None if row is None else staff_view(row)
 
 
 async def list_staff() -> list[StaffView]:
     async with common.transaction() as conn:
         rows = (await conn.execute(select(staff).order_by(staff.c.username))).all()
-    return [_view(row) for row in rows]
+    return [staff_view(row) for row in rows]
 
 
-async def deactivate_staff(username: str, actor: Actor) -> bool:
-    """True if an active account was deactivated; False if none (unknown or inactive)."""
+async def deactivate_staff(
+    username: str, actor: Actor, *, keep_staff_id: int | None = None
+) -> bool:
+    """True if an active account was deactivated; False if none (unknown, inactive, or the
+    account `keep_staff_id`: a supervisor never deactivates their own, however spelt)."""
     name = username.strip().lower()
+    async with common.transaction() as conn:
+        conditions = [staff.c.username == name, staff.c.active.is_(True)]
+        if keep_staff_id is not None:
+            conditions.append(staff.c.id != keep_staff_id)
+        done = (
+            await conn.execute(
+                update(staff).where(*conditions).values(active=False).returning(staff.c.id)
+            )
+        ).first()
+        if done is not None:
+            await _end_sessions(conn, done.id)
+        outcome = "deactivated" if done is not None else "not-active"
+        await common.audit(conn, actor, "staff-deactivate", outcome, None, {"username": name})
+    return done is not None
+
+
+async def _end_sessions(conn: AsyncConnection, staff_id: int) -> None:
+    await conn.execute(delete(console_sessions).where(console_sessions.c.staff_id == staff_id))
+
+
+async def set_password(username: str, password: str, actor: Actor) -> bool:
+    """An operator sets a new password (no old one needed); the account's sessions end.
+    False if there is no such account."""
+    name = username.strip().lower()
+    password_hash = await secrethash.hash_password(check_password(password))
     async with common.transaction() as conn:
         done = (
             await conn.execute(
                 update(staff)
-                .where(staff.c.username == name, staff.c.active.is_(True))
-                .values(active=False)
+                .where(staff.c.username == name)
+                .values(password_hash=password_hash)
                 .returning(staff.c.id)
             )
         ).first()
-        outcome = "deactivated" if done is not None else "not-active"
-        await common.audit(conn, actor, "staff-deactivate", outcome, None, {"username": name})
+        if done is not None:
+            await _end_sessions(conn, done.id)
+        outcome = "set" if done is not None else "unknown-user"
+        await common.audit(conn, actor, "staff-set-password", outcome, None, {"username": name})
+    return done is not None
+
+
+async def change_password(staff_id: int, current: str, new: str) -> bool:
+    """A staff member changes their own password, proving the current one; every session of
+    theirs ends. False (nothing changed) if the current password is wrong, the account is
+    inactive, or the password changed meanwhile.
+
+    The caller limits attempts: the current-password check is a guess like a login."""
+    check_password(new)
+    async with common.transaction() as conn:
+        row = (
+            await conn.execute(
+                select(staff).where(staff.c.id == staff_id, staff.c.active.is_(True))
+            )
+        ).first()
+    if row is None:
+        return False
+    view = staff_view(row)
+    if not await secrethash.password_matches(row.password_hash, current):
+        await common.audit_alone(view.actor, "password-change", "wrong-password", None)
+        return False
+    new_hash = await secrethash.hash_password(new)
+    async with common.transaction() as conn:
+        # Only over the hash just checked: of two concurrent changes, one wins.
+        done = (
+            await conn.execute(
+                update(staff)
+                .where(
+                    staff.c.id == staff_id,
+                    staff.c.active.is_(True),
+                    staff.c.password_hash == row.password_hash,
+                )
+                .values(password_hash=new_hash)
+                .returning(staff.c.id)
+            )
+        ).first()
+        if done is not None:
+            await _end_sessions(conn, staff_id)
+        outcome = "changed" if done is not None else "changed-meanwhile"
+        await common.audit(conn, view.actor, "password-change", outcome, None)
     return done is not None

@@ -24,10 +24,9 @@ from backend.services.handoffs import (
 )
 from backend.services.report_loss import report_loss_by_staff
 from backend.services.staff import Role, StaffView
-from console import messages
+from console import messages, pending
 from console.auth import require
 from console.config import get_console_settings
-from console.pending import PendingStore
 from console.templating import render
 
 log = structlog.get_logger(__name__)
@@ -112,9 +111,8 @@ async def check(
     assert isinstance(outcome, Verified)
     card = outcome.card
     await audit_call(agent.actor, CALL_CHECK, "ok", card.card_masked, call.call_id)
-    pending: PendingStore = request.app.state.pending
-    token = pending.put(
-        agent.username, _purpose(call.call_id), card.card_number, id_number, card.card_masked
+    token = await pending.put(
+        request, _purpose(call.call_id), card.card_number, id_number, card.card_masked
     )
     return await _call_page(request, call, 200, verified=card, token=token)
 
@@ -126,11 +124,10 @@ async def report(
     call = await _call(call_id)
     if call is None:
         return render(request, "agent/calls.html", {"calls": [], "error": NOT_FOUND}, 404)
-    pending: PendingStore = request.app.state.pending
-    held = pending.take(token, agent.username, _purpose(call.call_id))
+    held = await pending.take(request, token, _purpose(call.call_id))
     if held is None:
         return await _call_page(request, call, 409, error=messages.EXPIRED)
-    outcome = await report_loss_by_staff(held.card_number, held.id_number, agent.actor)
+    outcome = await report_loss_by_staff(held.card_number, held.holder_hash, agent.actor)
     if isinstance(outcome, NoMatch | NotUsable):
         result = "no-match" if isinstance(outcome, NoMatch) else "not-usable"
         await audit_call(agent.actor, "call-report-loss", result, held.card_masked, call.call_id)

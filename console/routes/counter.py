@@ -28,9 +28,8 @@ from backend.services import counter as services
 from backend.services.cards import card_status, check_holder
 from backend.services.report_loss import report_loss_by_staff
 from backend.services.staff import Role, StaffView
-from console import messages
+from console import messages, pending
 from console.auth import require
-from console.pending import PendingStore
 from console.templating import render
 
 log = structlog.get_logger(__name__)
@@ -83,9 +82,8 @@ async def check(
     if not isinstance(outcome, Verified):
         return _form(request, 200, error=messages.NO_MATCH, typed=typed)
     card = outcome.card
-    pending: PendingStore = request.app.state.pending
-    token = pending.put(
-        clerk.username, f"counter:{action}", card.card_number, id_number, card.card_masked
+    token = await pending.put(
+        request, f"counter:{action}", card.card_number, id_number, card.card_masked
     )
     context = {"card": card, "action": action, "action_name": messages.COUNTER_ACTIONS[action]}
     return render(request, "counter/confirm.html", {**context, "token": token})
@@ -98,14 +96,14 @@ async def confirm(
     action: Annotated[str, Form()] = "",
     token: Annotated[str, Form()] = "",
 ) -> Response:
-    pending: PendingStore = request.app.state.pending
-    held = pending.take(token, clerk.username, f"counter:{action}") if action in ACTIONS else None
+    purpose = f"counter:{action}"
+    held = await pending.take(request, token, purpose) if action in ACTIONS else None
     if held is None:
         return _form(request, 409, error=messages.EXPIRED)
     action_name = messages.COUNTER_ACTIONS[action]
     if action == "written-loss-report":
         reported = await report_loss_by_staff(
-            held.card_number, held.id_number, clerk.actor, written=True
+            held.card_number, held.holder_hash, clerk.actor, written=True
         )
         if isinstance(reported, NoMatch):
             return _form(request, 200, error=messages.NO_MATCH)
@@ -116,7 +114,7 @@ async def confirm(
         note = "该卡原已办理书面挂失，受理编号不变。" if reported.already_reported else ""
         context = {"card": card, "action_name": action_name, "report": reported, "note": note}
         return render(request, "counter/done.html", context)
-    outcome = await SERVICES[action](held.card_number, held.id_number, clerk.actor)
+    outcome = await SERVICES[action](held.card_number, held.holder_hash, clerk.actor)
     if isinstance(outcome, NoMatch):
         return _form(request, 200, error=messages.NO_MATCH)
     if isinstance(outcome, Refused):

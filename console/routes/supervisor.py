@@ -126,8 +126,10 @@ async def create(
 
 @router.post("/staff/{username}/deactivate")
 async def deactivate(request: Request, username: str, supervisor: Supervisor) -> Response:
-    if username == supervisor.username:
+    # Compared as the backend reads names; the database also refuses the supervisor's own id.
+    name = username.strip().lower()
+    if name == supervisor.username:
         return await _staff_page(request, 400, error="不能停用自己的账号。")
-    if await deactivate_staff(username, supervisor.actor):
-        return await _staff_page(request, 200, notice=f"账号 {username} 已停用。")
+    if await deactivate_staff(name, supervisor.actor, keep_staff_id=supervisor.staff_id):
+        return await _staff_page(request, 200, notice=f"账号 {name} 已停用。")
     return await _staff_page(request, 404, error="没有这个在用的账号。")

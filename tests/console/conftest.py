@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -41,6 +41,9 @@ class Account:
     role: str
 
 
+MakeStaff = Callable[[str], Awaitable[Account]]
+
+
 def csrf_of(html: str) -> str:
     found = _CSRF.search(html)
     assert found, "the page has no CSRF token"
@@ -51,6 +54,18 @@ def new_password() -> str:
     password = "pw-" + secrets.token_urlsafe(12)
     USED_SECRETS.add(password)
     return password
+
+
+async def staff_id_of(username: str) -> int:
+    from sqlalchemy import select
+
+    from backend.db.tables import staff
+    from backend.services import common
+
+    async with common.transaction() as conn:
+        found = await conn.execute(select(staff.c.id).where(staff.c.username == username))
+        staff_id: int = found.scalar_one()
+    return staff_id
 
 
 @pytest.fixture
@@ -96,6 +111,8 @@ class Client:
             "/login", {"username": account.username, "password": account.password}
         )
         assert response.status_code == 303, response.text
+        # As a browser would: the start page, and with it the new session's CSRF token.
+        await self.get(response.headers["location"])
         return response
 
 
@@ -107,6 +124,26 @@ async def client(db: str) -> AsyncIterator[Client]:
     transport = httpx.ASGITransport(app=create_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         yield Client(http)
+
+
+@pytest.fixture
+async def open_client(db: str):  # type: ignore[no-untyped-def]
+    """More browsers on one console app: `await open_client(address=..., app=...)`.
+
+    Each has its own cookies and comes from the given client address; without `app` they
+    share one app made for the test, as the requests of one running console would.
+    """
+    from console.app import create_app
+
+    shared = create_app()
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def _open(address: str = "127.0.0.1", app: object = None) -> Client:
+            transport = httpx.ASGITransport(app=app or shared, client=(address, 50000))  # type: ignore[arg-type]
+            http = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+            return Client(await stack.enter_async_context(http))
+
+        yield _open
 
 
 def _free_port() -> int:

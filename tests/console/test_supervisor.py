@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from backend.services.audit_query import AuditFilter, search_audit
 from backend.services.handoffs import record_handoff
-from backend.services.staff import authenticate
-from tests.console.conftest import Client, new_password
+from backend.services.staff import authenticate, get_staff
+from tests.console.conftest import Client, MakeStaff, new_password, staff_id_of
 
 
 async def test_supervisor_creates_and_deactivates_staff(client, make_staff) -> None:  # type: ignore[no-untyped-def]
@@ -87,3 +87,19 @@ async def test_audit_filters_by_card_staff_channel_and_outcome(client, make_staf
     assert "共 1 条" in narrow.text and "check-holder" in narrow.text
     since = await client.get("/supervisor/audit", {"since": "2999-01-01T00:00"})
     assert "共 0 条" in since.text
+
+
+async def test_supervisor_cannot_deactivate_self_by_another_spelling(
+    client: Client, make_staff: MakeStaff
+) -> None:
+    """Upper case or padding in the address still names the supervisor's own account:
+    refused, and the account and its session stay active."""
+    boss = await make_staff("supervisor")
+    await client.login(boss)
+    await client.get("/supervisor/staff")
+    for spelling in (boss.username.upper(), boss.username.title(), f" {boss.username}"):
+        own = await client.post(f"/supervisor/staff/{spelling}/deactivate", {})
+        assert own.status_code == 400 and "不能停用自己的账号" in own.text
+    found = await get_staff(await staff_id_of(boss.username))
+    assert found is not None and found.active
+    assert (await client.get("/supervisor/staff")).status_code == 200

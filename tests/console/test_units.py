@@ -1,78 +1,78 @@
-"""Sessions, confirmation tokens and the login pause, without a database."""
+"""Sessions, confirmation tokens and the client address, without a database."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 
 import pytest
-from pydantic import SecretStr
+from pydantic import ValidationError
+from starlette.requests import Request
 
-from console import sessions
-from console.config import ConsoleSettings
-from console.pending import PendingStore
-from console.throttle import LoginThrottle
+from backend.services.common import IdHash
+from console import sessions, throttle
+from console.config import ConsoleSettings, get_console_settings
+from console.pending import Pending
+
+
+def _request(peer: str, *forwarded: str) -> Request:
+    headers = [(b"x-forwarded-for", value.encode()) for value in forwarded]
+    return Request({"type": "http", "client": (peer, 40000), "headers": headers})
 
 
 @pytest.fixture
-def settings() -> ConsoleSettings:
-    return ConsoleSettings(
-        secret=SecretStr("unit-test-secret-" + "x" * 16), idle_minutes=30, max_hours=10
+def proxies(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("IVR_CONSOLE_TRUSTED_PROXIES", "10.0.0.5, 192.168.7.0/24")
+    get_console_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_console_settings.cache_clear()
+
+
+def test_client_address_ignores_forwarded_for_without_trusted_proxies() -> None:
+    """With no trusted proxy, X-Forwarded-For is whatever the client wrote: ignored."""
+    assert get_console_settings().proxy_networks == ()
+    assert throttle.client_address(_request("203.0.113.9", "198.51.100.1")) == "203.0.113.9"
+
+
+def test_client_address_behind_trusted_proxies(proxies: None) -> None:
+    """Behind trusted proxies the nearest address they did not add is the client; what the
+    client itself wrote further left is not believed."""
+    assert throttle.client_address(_request("10.0.0.5", "1.2.3.4, 198.51.100.7")) == (
+        "198.51.100.7"
     )
+    two_hops = _request("10.0.0.5", "1.2.3.4, 198.51.100.7", "192.168.7.20")
+    assert throttle.client_address(two_hops) == "198.51.100.7"
+    # A peer that is not a trusted proxy is the client, whatever it claims.
+    assert throttle.client_address(_request("203.0.113.9", "10.0.0.5")) == "203.0.113.9"
+    # Only proxies in the header: the farthest proxy is the client.
+    assert throttle.client_address(_request("10.0.0.5", "192.168.7.3")) == "192.168.7.3"
 
 
-def test_session_round_trip_and_forgery(settings: ConsoleSettings) -> None:
-    """A signed session reads back; a changed byte or another secret gives a stranger."""
-    session = sessions.logged_in(42)
-    cookie = sessions.dump(session, settings)
-    assert sessions.load(cookie, settings) == session
-    tampered = cookie[:-2] + ("A" if cookie[-2] != "A" else "B") + cookie[-1]
-    assert sessions.load(tampered, settings).staff_id is None
-    other = ConsoleSettings(secret=SecretStr("another-secret-" + "y" * 16))
-    assert sessions.load(cookie, other).staff_id is None
+def test_trusted_proxies_must_be_addresses() -> None:
+    """A typo in the proxy list stops the console at start-up, without echoing the value."""
+    with pytest.raises(ValidationError) as caught:
+        ConsoleSettings(trusted_proxies="10.0.0.5, proxy.example")
+    assert "proxy.example" not in str(caught.value.errors(include_input=False))
 
 
-def test_session_ends_after_idle_time_and_after_a_shift(
-    settings: ConsoleSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No request for idle_minutes, or max_hours since login, and the session is gone."""
-    cookie = sessions.dump(sessions.logged_in(7), settings)
-    now = time.time()
-    monkeypatch.setattr(time, "time", lambda: now + 31 * 60)
-    assert sessions.load(cookie, settings).staff_id is None
-    old = sessions.Session(nonce="n", staff_id=7, since=now - 11 * 3600)
-    monkeypatch.setattr(time, "time", lambda: now)
-    assert sessions.load(sessions.dump(old, settings), settings).staff_id is None
+def test_console_settings_have_no_secret() -> None:
+    """Nothing to sign with: the settings hold no secret, so none can be a default."""
+    assert not any("secret" in name for name in ConsoleSettings.model_fields)
 
 
-def test_login_rotates_the_nonce() -> None:
-    """The nonce (and so the CSRF token) before login is not the one after it."""
-    assert sessions.anonymous().nonce != sessions.logged_in(1).nonce
+def test_anonymous_csrf_is_stable_per_browser_and_not_the_token() -> None:
+    """Before login the CSRF token follows the browser's cookie, and does not reveal it."""
+    first = sessions.anonymous()
+    again = sessions.anonymous(first.token)
+    assert again.csrf == first.csrf != sessions.anonymous().csrf
+    assert first.token not in first.csrf
+    assert sessions.well_formed(first.token)
+    assert not sessions.well_formed("WyJub25jZSIsIDFd.forged.sig")
 
 
-def test_pending_token_is_for_one_staff_one_purpose_once() -> None:
-    """Another user, another purpose or a second use finds nothing."""
-    store = PendingStore(ttl_seconds=60)
-    token = store.put("clerk1", "counter:unlock", "A12345678", "id-number-here", "A****5678")
-    assert store.peek(token, "clerk2", "counter:unlock") is None
-    assert store.peek(token, "clerk1", "counter:reset-pin") is None
-    held = store.take(token, "clerk1", "counter:unlock")
-    assert held is not None and "id-number-here" not in repr(held)
-    assert store.take(token, "clerk1", "counter:unlock") is None
-
-
-def test_pending_token_expires() -> None:
-    """A token older than its lifetime is gone."""
-    store = PendingStore(ttl_seconds=0)
-    token = store.put("agent1", "call:1", "A12345678", "x", "A****5678")
-    assert store.take(token, "agent1", "call:1") is None
-
-
-def test_throttle_pauses_and_forgives() -> None:
-    """Too many failures pause a username; a success clears its count."""
-    throttle = LoginThrottle(attempts=2, pause_seconds=60)
-    throttle.failed("a")
-    assert not throttle.paused("a")
-    throttle.failed("a")
-    assert throttle.paused("a") and not throttle.paused("b")
-    throttle.succeeded("a")
-    assert not throttle.paused("a")
+def test_reprs_hold_no_token_or_number() -> None:
+    """A session or a pending holder in a log line or a traceback shows nothing secret."""
+    session = sessions.anonymous()
+    assert session.token not in repr(session) and session.csrf not in repr(session)
+    held = Pending("A12345678", "A****5678", IdHash("f" * 64))
+    assert "12345678" not in repr(held) and "f" * 64 not in repr(held)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import tracemalloc
 import types
 from collections.abc import Callable, Iterator
@@ -56,11 +57,13 @@ def asterisk_answering(get_data_reply: str) -> Answer:
     return answer
 
 
-async def scripted_call(port: int, script: str, answer: Answer) -> list[str]:
+async def scripted_call(
+    port: int, script: str, answer: Answer, unique_id: str = "1712000000.77"
+) -> list[str]:
     """Play Asterisk's side of one call, replying to each command with `answer(command)`;
     returns the commands received."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    env = agi_environment(script, "127.0.0.1", port, "13800138000", "1712000000.77")
+    env = agi_environment(script, "127.0.0.1", port, "13800138000", unique_id)
     writer.write("".join(f"{k}: {v}\n" for k, v in env).encode() + b"\n")
     commands: list[str] = []
     async with asyncio.timeout(10):
@@ -260,3 +263,20 @@ def test_log_renders_no_exception_values(tmp_path: Path) -> None:
     assert "ValueError" in logged and "KeyError" in logged
     assert "test_log_renders_no_exception_values" in logged
     assert secret not in logged
+
+
+async def test_log_lines_carry_the_call_id_unmasked(line: Line, log_file: Path) -> None:
+    """A call id whose sequence is as long as a card number is logged as Asterisk gave it,
+    so the log matches the id on the agent's screen; a card number in the line is masked."""
+    call_id = "1796105603.123459495"
+
+    def flow(caller: Caller) -> None:
+        structlog.get_logger("test").info("card.keyed", card="123459495")
+        caller.hangup()
+
+    await scripted_call(line.port, line.script(flow), asterisk_answering(""), call_id)
+    events = [json.loads(raw) for raw in read(log_file).splitlines()]
+    keyed = next(e for e in events if e["event"] == "card.keyed")
+    assert keyed["call_id"] == call_id
+    assert keyed["card"] == "*****9495"
+    assert {e["call_id"] for e in events if "call_id" in e} == {call_id}
