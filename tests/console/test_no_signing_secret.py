@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -20,13 +19,14 @@ from tests.console.conftest import Account, MakeStaff, staff_id_of
 
 
 def source_strings() -> set[str]:
-    """Every str constant (docstrings included) in the project's tracked Python files."""
-    listed = subprocess.run(
-        ["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
+    """Every str constant (docstrings included) in the project's Python files."""
     found: set[str] = set()
-    for name in listed:
-        tree = ast.parse((ROOT / name).read_text(encoding="utf-8"))
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT).parts
+        # The virtualenv, the local data and build output are not the project's source.
+        if parts[0].startswith(".") or parts[0] == "build":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
         found |= {
             node.value
             for node in ast.walk(tree)
