@@ -94,7 +94,7 @@ async def test_pages_carry_security_headers_and_strict_cookie(client, make_staff
 
 
 async def test_forged_session_cookie_is_ignored(client) -> None:  # type: ignore[no-untyped-def]
-    """A cookie not signed with the console's secret counts as no session."""
+    """A cookie the console did not issue counts as no session."""
     client.http.cookies.set("ivr_console", '["n", 1, 9999999999.0].forged.sig')
     assert (await client.get("/agent")).status_code == 303
 
