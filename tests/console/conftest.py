@@ -153,34 +153,56 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def console_url(database_url: str) -> Iterator[str]:
-    """`ivr12333 console serve` in a subprocess on a free loopback port, on the test DB."""
+@dataclass
+class Served:
+    """A running `ivr12333 console serve` process."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+
+@contextlib.contextmanager
+def serve_console(database_url: str, name: str, **env: str) -> Iterator[Served]:
+    """`ivr12333 console serve` in a subprocess on a free loopback port, on the test DB;
+    `env` adds or (with "") removes variables. Its stderr goes to `<name>.err`."""
     port = _free_port()
-    env = {**os.environ, "IVR_DATABASE_URL": database_url}
-    errors = (TEST_DATA / "console-server.err").open("w")
+    merged = {**os.environ, "IVR_DATABASE_URL": database_url, **env}
+    merged = {key: value for key, value in merged.items() if value != ""}
+    errors = (TEST_DATA / f"{name}.err").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "console", "serve", "--port", str(port)],
         cwd=ROOT,
-        env=env,
+        env=merged,
         stdout=subprocess.DEVNULL,
         stderr=errors,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
-    while True:
+    try:
+        while True:
+            try:
+                httpx.get(url + "/login", timeout=1)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the console did not start; see {name}.err") from None
+                time.sleep(0.1)
+        yield Served(server, url)
+    finally:
+        server.terminate()
         try:
-            httpx.get(url + "/login", timeout=1)
-            break
-        except httpx.TransportError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError("the console did not start; see console-server.err") from None
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
-    errors.close()
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        errors.close()
+
+
+@pytest.fixture(scope="session")
+def console_url(database_url: str) -> Iterator[str]:
+    """The served console the browser tests use."""
+    with serve_console(database_url, "console-server") as served:
+        yield served.url
 
 
 BROWSER_ARGS = [

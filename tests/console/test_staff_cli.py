@@ -53,3 +53,32 @@ async def test_create_supervisor_from_stdin_and_env(db: str) -> None:
         stdin=password + "\n",
     )
     assert taken.returncode == 1 and "exists already" in taken.stderr
+
+
+async def test_set_password_from_stdin_ends_sessions(db: str) -> None:
+    """`staff set-password` replaces the password and ends the account's open sessions;
+    an unknown account or a short password fails with exit code 1 and changes nothing."""
+    from httpx import ASGITransport, AsyncClient
+
+    from backend.outcomes import Actor, Channel
+    from backend.services.staff import create_staff
+    from console.app import create_app
+    from tests.console.conftest import Account, Client
+
+    name, first, second = f"agent{secrets.token_hex(3)}", new_password(), new_password()
+    await create_staff(name, "李明", Role.AGENT, first, Actor(Channel.OPERATOR, "test"))
+    transport = ASGITransport(app=create_app())
+    async with AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        browser = Client(http)
+        await browser.login(Account(name, first, "agent"))
+        done = _staff(["set-password", name, "--password-stdin"], db, stdin=second + "\n")
+        assert done.returncode == 0, done.stderr
+        assert "sessions have ended" in done.stdout
+        assert (await browser.get("/agent")).status_code == 303
+    assert await authenticate(name, first) is None
+    assert await authenticate(name, second) is not None
+    unknown = _staff(["set-password", "nobody" + name, "--password-stdin"], db, stdin=second)
+    assert unknown.returncode == 1 and "no account" in unknown.stderr
+    short = _staff(["set-password", name, "--password-stdin"], db, stdin="short\n")
+    assert short.returncode == 1 and "10-128" in short.stderr
+    assert await authenticate(name, second) is not None
