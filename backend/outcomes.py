@@ -7,7 +7,7 @@ tells a stranger which part was right.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from backend.pinrules import PinRule
@@ -92,7 +92,50 @@ class NotUsable:
     """The card is cancelled (replaced)."""
 
 
-VerifyOutcome = Verified | NoMatch | WrongPin | Locked | NotUsable
+class Paused(StrEnum):
+    """Which budget of identity checks ran out (see backend.services.identity)."""
+
+    CARD = "card"  # wrong card/ID numbers keyed for this card lately
+    CALLER = "caller"  # wrong card/ID numbers from this caller number lately
+    CALL = "call"  # the agent's failed checks on this call
+    STAFF = "staff"  # this staff member's failed checks lately
+
+
+@dataclass(frozen=True)
+class TooManyTries:
+    """Too many card/ID numbers that matched nothing: checks are paused for a while and
+    nothing was looked up."""
+
+    paused: Paused
+
+
+@dataclass(frozen=True)
+class Proven:
+    """Card, holder and PIN proven together by `actor` at `proven_at`.
+
+    Carries what a use case needs to apply its change only to the card as it was proven:
+    the PIN hash the PIN was checked against and the holder's keyed ID hash; never the PIN.
+    """
+
+    card: CardView
+    actor: Actor
+    proven_at: dt.datetime
+    pin_hash: str = field(repr=False)
+    id_hash: str = field(repr=False)
+
+    @property
+    def card_id(self) -> int:
+        return self.card.card_id
+
+
+@dataclass(frozen=True)
+class Stale:
+    """The proof expired, belongs to someone else, or the card's PIN changed since it was
+    given: nothing was changed; prove again."""
+
+
+ProveOutcome = Proven | NoMatch | WrongPin | Locked | NotUsable | TooManyTries
+VerifyOutcome = Verified | NoMatch | WrongPin | Locked | NotUsable | TooManyTries
 
 
 # Changing the PIN ----------------------------------------------------------------
@@ -108,7 +151,7 @@ class PinRejected:
     rule: PinRule
 
 
-ChangePinOutcome = PinChanged | PinRejected | NoMatch | WrongPin | Locked | NotUsable
+ChangePinOutcome = PinChanged | PinRejected | Locked | NotUsable | Stale
 
 
 # Loss reports ---------------------------------------------------------------------
@@ -128,7 +171,7 @@ class InitialPinRefused:
     """Self-service needs an enabled PIN; the caller goes to an agent or a counter."""
 
 
-ReportLossOutcome = LossReported | InitialPinRefused | NoMatch | WrongPin | Locked | NotUsable
+ReportLossOutcome = LossReported | InitialPinRefused | Locked | NotUsable | Stale
 
 
 # Counter services -------------------------------------------------------------------
@@ -146,4 +189,4 @@ class Refused:
     reason: str
 
 
-CounterOutcome = Done | Refused | NoMatch
+CounterOutcome = Done | Refused | NoMatch | TooManyTries

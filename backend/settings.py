@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     pin_hash_queue_limit: int = Field(default=64, ge=1, le=10000)
     password_hash_queue_limit: int = Field(default=4, ge=1, le=1000)
     lockout_limit: int = Field(default=6, ge=1, le=20)
+    # Card/ID numbers matching nothing, per window (backend.services.identity): per card
+    # digits and per caller number on each remote channel, per staff member at the console.
+    identity_card_limit: int = Field(default=10, ge=1, le=1000)
+    identity_caller_limit: int = Field(default=20, ge=1, le=1000)
+    identity_staff_limit: int = Field(default=20, ge=1, le=1000)
+    identity_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # A proof of card, holder and PIN is good for one change this long after it was given.
+    proof_valid_seconds: int = Field(default=300, ge=30, le=3600)
     loss_report_valid_working_days: int = Field(default=5, ge=1, le=60)
     timezone: str = "Asia/Shanghai"
     # Weekday sessions of the agents; public holidays are off, make-up workdays are on.

@@ -64,6 +64,13 @@ _FIXED: dict[str, str] = {
     ),
     "no-match": "对不起，您输入的社保卡卡号或身份证号码与我们的记录不符。",
     "card-not-usable": "该社保卡已注销，无法办理此项业务。",
+    # Wrong card or ID numbers keyed too often for this card or from this phone: paused.
+    "identity-paused": (
+        "对不起，该卡的卡号或身份证号码输入错误次数过多，暂时无法办理。"
+        "请稍后再试，或在人工服务时间转人工服务。"
+    ),
+    # The proof of card, ID and PIN expired, or the card changed meanwhile.
+    "start-again": "对不起，操作已超时或信息已变更，请重新办理。",
     # Loss reports.
     "loss-card-readback": "您输入的卡号是：",
     "loss-confirm": "确认挂失请按1，取消请按星号键。",

@@ -9,8 +9,9 @@ from backend import idnumber, pinrules, secrethash
 from backend.db.tables import cardholders, cards
 from backend.errors import DuplicateCard, InvalidInput, UnknownCard
 from backend.masking import mask_card, mask_id
-from backend.outcomes import Actor, CardView, NoMatch, Verified
-from backend.services import common
+from backend.outcomes import Actor, CardView, NoMatch, TooManyTries, Verified
+from backend.services import common, identity
+from backend.services.identity import CallCheck
 
 
 async def issue_card(
@@ -83,14 +84,21 @@ async def card_status(card_number: str) -> CardView:
 
 
 async def check_holder(
-    card_number: str, name: str, id_number: str, actor: Actor
-) -> Verified | NoMatch:
-    """An agent checks what the caller says (card, name, ID) before filing a report for them."""
+    card_number: str,
+    name: str,
+    id_number: str,
+    actor: Actor,
+    *,
+    call: CallCheck | None = None,
+) -> Verified | NoMatch | TooManyTries:
+    """An agent or clerk checks card, name and ID before a service. Attempts are reserved
+    first (backend.services.identity: per call and per card for agents, per staff member
+    for both), so no burst of checks passes a limit."""
     async with common.transaction() as conn:
-        row = await common.holder_card(
-            conn, card_number, id_number, actor, "check-holder", name=name
+        card = await identity.find_holder(
+            conn, card_number, id_number, actor, "check-holder", name=name, call=call
         )
-        if row is None:
-            return NoMatch()
-        await common.audit(conn, actor, "check-holder", "ok", mask_card(row.card_number))
-        return Verified(common.view(row))
+        if not isinstance(card, CardView):
+            return card
+        await common.audit(conn, actor, "check-holder", "ok", card.card_masked)
+        return Verified(card)

@@ -57,7 +57,7 @@ def id_hash(number: str) -> str:
 
 class IdHash(str):
     """The keyed hash of an ID number checked a moment ago, given where an ID number is
-    expected (`holder_card`): the console's confirmation step keeps only the hash."""
+    expected (`identity.find_holder`): the console's confirmation step keeps only the hash."""
 
 
 def engine() -> AsyncEngine:
@@ -156,30 +156,6 @@ async def find_by_number(conn: AsyncConnection, card_number: str) -> Row[Any] | 
 
 async def find_by_id(conn: AsyncConnection, card_id: int) -> Row[Any] | None:
     return (await conn.execute(_card_query().where(cards.c.id == card_id))).first()
-
-
-async def holder_card(
-    conn: AsyncConnection,
-    card_number: str,
-    id_number: str,
-    actor: Actor,
-    action: str,
-    *,
-    name: str | None = None,
-) -> Row[Any] | None:
-    """The card with this number when the ID number (and name, if given) is its holder's;
-    otherwise None, audited as no-match. Malformed input raises InvalidInput. An `IdHash`
-    instead of the ID number is compared as it is."""
-    number = normalise_card_number(card_number)
-    if isinstance(id_number, IdHash):
-        holder_hash = str(id_number)
-    else:
-        holder_hash = id_hash(check_id_number(id_number))
-    row = await find_by_number(conn, number)
-    if row is None or row.id_hash != holder_hash or (name is not None and row.name != name.strip()):
-        await audit(conn, actor, action, "no-match", mask_card(number))
-        return None
-    return row
 
 
 def view(row: Row[Any]) -> CardView:

@@ -1,63 +1,60 @@
 """Counter services after the clerk has checked the holder's ID: unlock, reset the PIN to the
-initial one, cancel a loss report, issue a replacement. Each is one conditional UPDATE."""
+initial one, cancel a loss report, issue a replacement.
+
+Each is one transaction: the holder found (the clerk's identity budget reserved first,
+backend.services.identity), then one conditional UPDATE that decides whether the card's
+state allows the service, then the audit row."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from sqlalchemy import Row, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import secrethash
 from backend.db.tables import cards, loss_reports
-from backend.masking import mask_card
-from backend.outcomes import Actor, CounterOutcome, Done, NoMatch, Refused
+from backend.outcomes import Actor, CardView, CounterOutcome, Done, Refused
 from backend.pinrules import INITIAL_PIN
-from backend.services import common
-
-# Applies the change; returns False when the card is not in a state that allows it.
-Change = Callable[[AsyncConnection, Row[Any]], Awaitable[bool]]
+from backend.services import common, identity
 
 
-async def _with_holder(
-    action: str, card_number: str, id_number: str, actor: Actor, change: Change, refusal: str
+async def _finish(
+    conn: AsyncConnection, actor: Actor, action: str, card: CardView, done: bool, refusal: str
 ) -> CounterOutcome:
-    async with common.transaction() as conn:
-        row = await common.holder_card(conn, card_number, id_number, actor, action)
-        if row is None:
-            return NoMatch()
-        masked = mask_card(row.card_number)
-        if not await change(conn, row):
-            await common.audit(conn, actor, action, "refused-" + refusal, masked)
-            return Refused(refusal)
-        await common.audit(conn, actor, action, "done", masked)
-        fresh = await common.find_by_id(conn, row.id)
-        assert fresh is not None
-        return Done(common.view(fresh))
+    if not done:
+        await common.audit(conn, actor, action, "refused-" + refusal, card.card_masked)
+        return Refused(refusal)
+    await common.audit(conn, actor, action, "done", card.card_masked)
+    fresh = await common.find_by_id(conn, card.card_id)
+    assert fresh is not None
+    return Done(common.view(fresh))
 
 
 async def unlock(card_number: str, id_number: str, actor: Actor) -> CounterOutcome:
-    async def change(conn: AsyncConnection, row: Row[Any]) -> bool:
-        result = await conn.execute(
+    action = "unlock"
+    async with common.transaction() as conn:
+        card = await identity.find_holder(conn, card_number, id_number, actor, action)
+        if not isinstance(card, CardView):
+            return card
+        unlocked = await conn.execute(
             update(cards)
-            .where(cards.c.id == row.id, cards.c.locked.is_(True))
+            .where(cards.c.id == card.card_id, cards.c.locked.is_(True))
             .values(locked=False, failed_attempts=0, locked_at=None)
             .returning(cards.c.id)
         )
-        return result.first() is not None
-
-    return await _with_holder("unlock", card_number, id_number, actor, change, "not-locked")
+        return await _finish(conn, actor, action, card, unlocked.first() is not None, "not-locked")
 
 
 async def reset_pin(card_number: str, id_number: str, actor: Actor) -> CounterOutcome:
     """Back to the initial PIN (the holder forgot theirs); also clears a lock."""
+    action = "reset-pin"
     initial_hash = await secrethash.hash_pin(INITIAL_PIN)
-
-    async def change(conn: AsyncConnection, row: Row[Any]) -> bool:
-        result = await conn.execute(
+    async with common.transaction() as conn:
+        card = await identity.find_holder(conn, card_number, id_number, actor, action)
+        if not isinstance(card, CardView):
+            return card
+        reset = await conn.execute(
             update(cards)
-            .where(cards.c.id == row.id, cards.c.status == "active")
+            .where(cards.c.id == card.card_id, cards.c.status == "active")
             .values(
                 pin_hash=initial_hash,
                 pin_is_initial=True,
@@ -68,9 +65,7 @@ async def reset_pin(card_number: str, id_number: str, actor: Actor) -> CounterOu
             )
             .returning(cards.c.id)
         )
-        return result.first() is not None
-
-    return await _with_holder("reset-pin", card_number, id_number, actor, change, "cancelled")
+        return await _finish(conn, actor, action, card, reset.first() is not None, "cancelled")
 
 
 async def _close_active_report(
@@ -89,24 +84,25 @@ async def _close_active_report(
 
 async def cancel_loss_report(card_number: str, id_number: str, actor: Actor) -> CounterOutcome:
     """Possible only while the report is active, i.e. before a replacement was issued."""
-
-    async def change(conn: AsyncConnection, row: Row[Any]) -> bool:
-        return await _close_active_report(conn, row.id, "cancelled", actor)
-
-    return await _with_holder(
-        "cancel-loss-report", card_number, id_number, actor, change, "no-active-report"
-    )
+    action = "cancel-loss-report"
+    async with common.transaction() as conn:
+        card = await identity.find_holder(conn, card_number, id_number, actor, action)
+        if not isinstance(card, CardView):
+            return card
+        closed = await _close_active_report(conn, card.card_id, "cancelled", actor)
+        return await _finish(conn, actor, action, card, closed, "no-active-report")
 
 
 async def issue_replacement(card_number: str, id_number: str, actor: Actor) -> CounterOutcome:
     """Closes the active report as replaced and cancels the lost card."""
-
-    async def change(conn: AsyncConnection, row: Row[Any]) -> bool:
-        if not await _close_active_report(conn, row.id, "replaced", actor):
-            return False
-        await conn.execute(update(cards).where(cards.c.id == row.id).values(status="cancelled"))
-        return True
-
-    return await _with_holder(
-        "issue-replacement", card_number, id_number, actor, change, "no-active-report"
-    )
+    action = "issue-replacement"
+    async with common.transaction() as conn:
+        card = await identity.find_holder(conn, card_number, id_number, actor, action)
+        if not isinstance(card, CardView):
+            return card
+        closed = await _close_active_report(conn, card.card_id, "replaced", actor)
+        if closed:
+            await conn.execute(
+                update(cards).where(cards.c.id == card.card_id).values(status="cancelled")
+            )
+        return await _finish(conn, actor, action, card, closed, "no-active-report")

@@ -14,20 +14,23 @@ from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend.db.tables import loss_reference_seq_name, loss_reports
-from backend.masking import mask_card
+from backend.db.tables import cards, loss_reference_seq_name, loss_reports
 from backend.officehours import add_working_days, current_time
 from backend.outcomes import (
     Actor,
+    CardView,
     Channel,
     InitialPinRefused,
     LossReported,
     NoMatch,
     NotUsable,
+    Proven,
     ReportLossOutcome,
+    Stale,
+    TooManyTries,
 )
-from backend.services import common
-from backend.services.verify import check_pin
+from backend.services import common, identity
+from backend.services.verify import proof_is_fresh, proof_refusal
 from backend.settings import get_settings
 
 
@@ -107,17 +110,36 @@ async def file_report(
     return _reported(await _active_report(conn, card_id), already=True)
 
 
-async def report_loss_self_service(
-    card_digits: str, id_number: str, pin: str, actor: Actor
-) -> ReportLossOutcome:
-    """The 24-hour phone report: only for cards whose PIN is no longer the initial one."""
-
-    async def report(conn: AsyncConnection, row: Row[Any]) -> ReportLossOutcome:
-        masked = mask_card(row.card_number)
-        if row.pin_is_initial:
+async def report_loss_self_service(proof: Proven, actor: Actor) -> ReportLossOutcome:
+    """The 24-hour phone report, for a card proven by `prove_holder`: only for cards whose
+    PIN is no longer the initial one. One transaction: the card claimed as proven (same PIN
+    hash, active, unlocked; the count reset), the report filed, the audit row."""
+    masked = proof.card.card_masked
+    if not proof_is_fresh(proof, actor):
+        await common.audit_alone(actor, "report-loss", "proof-stale", masked)
+        return Stale()
+    async with common.transaction() as conn:
+        claimed = (
+            await conn.execute(
+                update(cards)
+                .where(
+                    cards.c.id == proof.card_id,
+                    cards.c.pin_hash == proof.pin_hash,
+                    cards.c.status == "active",
+                    cards.c.locked.is_(False),
+                )
+                .values(failed_attempts=0)
+                .returning(cards.c.pin_is_initial)
+            )
+        ).first()
+        if claimed is None:
+            refusal, said = await proof_refusal(conn, proof)
+            await common.audit(conn, actor, "report-loss", said, masked)
+            return refusal
+        if claimed.pin_is_initial:
             await common.audit(conn, actor, "report-loss", "initial-pin-refused", masked)
             return InitialPinRefused()
-        outcome = await file_report(conn, row.id, Channel.IVR, actor)
+        outcome = await file_report(conn, proof.card_id, Channel.IVR, actor)
         await common.audit(
             conn,
             actor,
@@ -128,35 +150,39 @@ async def report_loss_self_service(
         )
         return outcome
 
-    result: ReportLossOutcome = await check_pin(
-        card_digits, id_number, pin, actor, "report-loss", report
-    )
-    return result
-
 
 async def report_loss_by_staff(
     card_number: str, id_number: str, actor: Actor, *, written: bool = False
-) -> LossReported | NoMatch | NotUsable:
+) -> LossReported | NoMatch | NotUsable | TooManyTries:
     """An agent (temporary) or counter clerk (written) files the report after checking the ID.
 
     A written report turns the card's temporary report into a written one, keeping its
     reference."""
     action = "written-loss-report" if written else "report-loss"
     async with common.transaction() as conn:
-        row = await common.holder_card(conn, card_number, id_number, actor, action)
-        if row is None:
-            return NoMatch()
-        masked = mask_card(row.card_number)
-        if row.status == "cancelled":
+        card = await identity.find_holder(conn, card_number, id_number, actor, action)
+        if not isinstance(card, CardView):
+            return card
+        masked = card.card_masked
+        # Decided by the database, and the row held until the report is in: a replacement
+        # issued at the same moment cannot cancel the card in between.
+        usable = (
+            await conn.execute(
+                select(cards.c.id)
+                .where(cards.c.id == card.card_id, cards.c.status == "active")
+                .with_for_update()
+            )
+        ).first()
+        if usable is None:
             await common.audit(conn, actor, action, "not-usable", masked)
             return NotUsable()
         if written:
-            await common.lapse_expired_reports(conn, row.id)
+            await common.lapse_expired_reports(conn, card.card_id)
             upgraded = (
                 await conn.execute(
                     update(loss_reports)
                     .where(
-                        loss_reports.c.card_id == row.id,
+                        loss_reports.c.card_id == card.card_id,
                         loss_reports.c.status == "active",
                         loss_reports.c.kind == "temporary",
                     )
@@ -174,7 +200,7 @@ async def report_loss_by_staff(
                     conn, actor, action, "made-written", masked, {"reference": upgraded.reference}
                 )
                 return _reported(upgraded, already=False)
-        outcome = await file_report(conn, row.id, actor.channel, actor, written=written)
+        outcome = await file_report(conn, card.card_id, actor.channel, actor, written=written)
         await common.audit(
             conn,
             actor,

@@ -1,127 +1,280 @@
-"""Checking a card's PIN, with the lockout decided by the database.
+"""Proving card, holder and PIN, with every guess counted before it is checked.
 
-Wrong PINs are counted per card across calls. The count and the lock are one conditional
-UPDATE, so any number of concurrent attempts can never pass the limit; a right PIN resets
-the count only if the card is still unlocked and its PIN unchanged since it was read.
+`prove_holder` is the one step that checks a PIN. In order:
+
+1. One transaction reserves the identity attempts (backend.services.identity), looks the
+   holder up, and, when card and ID number match, gives those back and reserves a PIN
+   attempt on the card: one conditional UPDATE adding 1 to `failed_attempts` only while
+   the card is active, unlocked and under the limit, locking it when this attempt is the
+   last one, and returning the PIN hash to check against. No match and a card that
+   refuses the reservation are answered here, without any argon2 work.
+2. argon2 checks the PIN, outside any transaction. Only reserved guesses get here, so at
+   most `lockout_limit` guesses are hashed between two successes, however many arrive
+   at once; a crash or hang-up now leaves the attempt counted.
+3. One transaction settles the guess. A right PIN gives its attempt back with a
+   conditional UPDATE `WHERE id AND pin_hash = <hash checked> AND status = 'active'` that
+   resets the count, and clears a lock only when its own reservation set it. A wrong PIN
+   stays counted.
+
+Once a card is locked, every guess is answered `Locked` and audited "locked" in the same
+way whatever the PIN, and nothing is hashed. A guess reserved before the lock but
+settled after another guess locked the card is answered `Locked` and audited
+"locked-meanwhile", right or wrong alike; a card whose PIN changed or that was cancelled
+while a guess was checked is audited "changed-meanwhile", right or wrong alike. The audit
+trail therefore never tells which of the refused guesses was the PIN.
+
+A success returns `Proven`; use cases (change_pin, report_loss) take it and apply their
+own change with one conditional UPDATE on the card as proven.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, case, update
+from sqlalchemy import Row, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import secrethash
 from backend.db.tables import cards
 from backend.masking import mask_card
-from backend.outcomes import Actor, Locked, NoMatch, NotUsable, Verified, VerifyOutcome, WrongPin
-from backend.services import common
+from backend.officehours import current_time
+from backend.outcomes import (
+    Actor,
+    Locked,
+    NoMatch,
+    NotUsable,
+    Proven,
+    ProveOutcome,
+    Stale,
+    TooManyTries,
+    Verified,
+    VerifyOutcome,
+    WrongPin,
+)
+from backend.services import common, identity
 from backend.settings import get_settings
 
-# Runs inside the success transaction once the PIN is known right; returns the outcome.
-OnSuccess = Callable[[AsyncConnection, Row[Any]], Awaitable[Any]]
+
+@dataclass(frozen=True)
+class _PinAttempt:
+    """One reserved PIN attempt: the hash to check and what the reservation did."""
+
+    card_id: int
+    card_number: str
+    pin_hash: str
+    number: int  # this attempt's place in the count, 1 to the limit
+    locked_it: bool  # this attempt was the last one and locked the card
+    locked_at: dt.datetime | None
 
 
-async def _count_wrong_pin(row: Row[Any], actor: Actor, action: str) -> WrongPin | Locked:
+async def _reserve_pin_attempt(conn: AsyncConnection, row: Row[Any]) -> _PinAttempt | None:
     limit = get_settings().lockout_limit
-    masked = mask_card(row.card_number)
+    counted = cards.c.failed_attempts + 1
+    reserved = (
+        await conn.execute(
+            update(cards)
+            .where(
+                cards.c.id == row.id,
+                cards.c.status == "active",
+                cards.c.locked.is_(False),
+                cards.c.failed_attempts < limit,
+            )
+            .values(
+                failed_attempts=counted,
+                locked=counted >= limit,
+                locked_at=case((counted >= limit, common.dt_now_sql()), else_=None),
+            )
+            .returning(cards.c.pin_hash, cards.c.failed_attempts, cards.c.locked, cards.c.locked_at)
+        )
+    ).first()
+    if reserved is None:
+        return None
+    return _PinAttempt(
+        card_id=row.id,
+        card_number=row.card_number,
+        pin_hash=reserved.pin_hash,
+        number=reserved.failed_attempts,
+        locked_it=reserved.locked,
+        locked_at=reserved.locked_at,
+    )
+
+
+async def _refusal(conn: AsyncConnection, card_id: int) -> NotUsable | Locked:
+    """The card refused a PIN attempt: cancelled, or locked. A card at the limit but not
+    locked (the limit was lowered since) is locked now, as the limit says it should be."""
+    await conn.execute(
+        update(cards)
+        .where(
+            cards.c.id == card_id,
+            cards.c.status == "active",
+            cards.c.locked.is_(False),
+            cards.c.failed_attempts >= get_settings().lockout_limit,
+        )
+        .values(locked=True, locked_at=common.dt_now_sql())
+    )
+    status = (await conn.execute(select(cards.c.status).where(cards.c.id == card_id))).scalar_one()
+    return NotUsable() if status == "cancelled" else Locked()
+
+
+def _settle_condition(attempt: _PinAttempt) -> Any:
+    """The card as the attempt left it: same PIN, active, and not locked by anyone else."""
+    own_lock = (
+        cards.c.locked.is_(True) & (cards.c.locked_at == attempt.locked_at)
+        if attempt.locked_it
+        else cards.c.locked.is_(False)
+    )
+    return (
+        (cards.c.id == attempt.card_id)
+        & (cards.c.pin_hash == attempt.pin_hash)
+        & (cards.c.status == "active")
+        & (cards.c.locked.is_(False) | own_lock)
+    )
+
+
+async def _settle_success(conn: AsyncConnection, attempt: _PinAttempt) -> bool:
+    settled = await conn.execute(
+        update(cards)
+        .where(_settle_condition(attempt))
+        .values(failed_attempts=0, locked=False, locked_at=None)
+        .returning(cards.c.id)
+    )
+    return settled.first() is not None
+
+
+async def _judge(
+    conn: AsyncConnection, attempt: _PinAttempt
+) -> tuple[WrongPin | Locked | NotUsable, str, dict[str, int]] | None:
+    """What changed on the card while the attempt was checked, as the answer and audit
+    outcome every guess gets alike, right or wrong; None when nothing did."""
+    now = (
+        await conn.execute(
+            select(cards.c.status, cards.c.pin_hash, cards.c.locked, cards.c.failed_attempts)
+            .where(cards.c.id == attempt.card_id)
+            .with_for_update()
+        )
+    ).one()
+    if now.status == "cancelled":
+        return NotUsable(), "changed-meanwhile", {}
+    if now.pin_hash != attempt.pin_hash:
+        if now.locked:
+            return Locked(), "changed-meanwhile", {}
+        left = max(get_settings().lockout_limit - now.failed_attempts, 1)
+        return WrongPin(attempts_left=left), "changed-meanwhile", {}
+    own = (
+        await conn.execute(select(cards.c.id).where(_settle_condition(attempt)))
+    ).first() is not None
+    if not own:
+        return Locked(), "locked-meanwhile", {}
+    return None
+
+
+async def _settle(
+    attempt: _PinAttempt, right: bool, actor: Actor, action: str
+) -> Proven | WrongPin | Locked | NotUsable:
+    masked = mask_card(attempt.card_number)
     async with common.transaction() as conn:
-        counted = (
-            await conn.execute(
-                update(cards)
-                .where(cards.c.id == row.id, cards.c.locked.is_(False))
-                .values(
-                    failed_attempts=cards.c.failed_attempts + 1,
-                    locked=cards.c.failed_attempts + 1 >= limit,
-                    locked_at=case(
-                        (cards.c.failed_attempts + 1 >= limit, common.dt_now_sql()),
-                        else_=None,
-                    ),
-                )
-                .returning(cards.c.failed_attempts, cards.c.locked)
-            )
-        ).first()
-        if counted is None or counted.locked:
-            outcome: WrongPin | Locked = Locked()
-            await common.audit(conn, actor, action, "wrong-pin-locked", masked)
-        else:
-            outcome = WrongPin(attempts_left=limit - counted.failed_attempts)
-            await common.audit(
-                conn, actor, action, "wrong-pin", masked, {"attempts_left": outcome.attempts_left}
-            )
-    return outcome
+        if right and await _settle_success(conn, attempt):
+            return await _proven(conn, attempt, actor, action)
+        judged = await _judge(conn, attempt)
+        if judged is None and right:
+            # The card went back to how the attempt left it between the two statements;
+            # the row is locked now, so this settles it.
+            if await _settle_success(conn, attempt):
+                return await _proven(conn, attempt, actor, action)
+            judged = Locked(), "locked-meanwhile", {}
+        if judged is None:
+            if attempt.locked_it:
+                judged = Locked(), "wrong-pin-locked", {}
+            else:
+                left = get_settings().lockout_limit - attempt.number
+                judged = WrongPin(attempts_left=left), "wrong-pin", {"attempts_left": left}
+        outcome, said, detail = judged
+        await common.audit(conn, actor, action, said, masked, detail)
+        return outcome
 
 
-async def check_pin(
+async def _proven(conn: AsyncConnection, attempt: _PinAttempt, actor: Actor, action: str) -> Proven:
+    fresh = await common.find_by_id(conn, attempt.card_id)
+    assert fresh is not None
+    await common.audit(conn, actor, action, "proven", mask_card(fresh.card_number))
+    return Proven(
+        card=common.view(fresh),
+        actor=actor,
+        proven_at=current_time(),
+        pin_hash=attempt.pin_hash,
+        id_hash=fresh.id_hash,
+    )
+
+
+async def prove_holder(
     card_digits: str,
     id_number: str,
     pin: str,
     actor: Actor,
     action: str,
-    on_success: OnSuccess,
-    *,
-    success_values: dict[str, Any] | None = None,
-) -> Any:
-    """Verify card, holder and PIN; on success run `on_success` in the same transaction that
-    resets the failure count (and applies `success_values` to the card row)."""
+    caller_number: str | None = None,
+) -> ProveOutcome:
+    """Card digits, ID number and PIN proven together, or why not. Malformed card digits
+    or ID numbers raise InvalidInput before anything is counted."""
     digits = common.check_card_digits(card_digits)
-    holder = common.check_id_number(id_number)
-    async with common.engine().connect() as conn:
-        row = await common.find_by_holder(conn, digits, common.id_hash(holder))
-    if row is None:
-        await common.audit_alone(actor, action, "no-match", mask_card(digits))
-        return NoMatch()
-    masked = mask_card(row.card_number)
-    if row.status == "cancelled":
-        await common.audit_alone(actor, action, "not-usable", masked)
-        return NotUsable()
-    if row.locked:
-        await common.audit_alone(actor, action, "locked", masked)
-        return Locked()
-    if not await secrethash.pin_matches(row.pin_hash, pin):
-        return await _count_wrong_pin(row, actor, action)
+    holder_hash = common.id_hash(common.check_id_number(id_number))
+    keyed = mask_card(digits)
+    wanted = identity.budgets(actor, digits, caller_number=caller_number)
     async with common.transaction() as conn:
-        settled = (
-            await conn.execute(
-                update(cards)
-                .where(
-                    cards.c.id == row.id,
-                    cards.c.locked.is_(False),
-                    cards.c.status == "active",
-                    cards.c.pin_hash == row.pin_hash,
-                )
-                .values(failed_attempts=0, **(success_values or {}))
-                .returning(cards.c.id)
+        held = await identity.reserve(conn, wanted, actor, action, keyed)
+        if isinstance(held, TooManyTries):
+            return held
+        row = await common.find_by_holder(conn, digits, holder_hash)
+        if row is None:
+            await common.audit(conn, actor, action, "no-match", keyed)
+            await identity.count_failure(conn, held, actor, keyed)
+            return NoMatch()
+        await identity.give_back(conn, held)
+        attempt = await _reserve_pin_attempt(conn, row)
+        if attempt is None:
+            refusal = await _refusal(conn, row.id)
+            said = "not-usable" if isinstance(refusal, NotUsable) else "locked"
+            await common.audit(conn, actor, action, said, mask_card(row.card_number))
+            return refusal
+    right = await secrethash.pin_matches(attempt.pin_hash, pin)
+    return await _settle(attempt, right, actor, action)
+
+
+def proof_is_fresh(proof: Proven, actor: Actor) -> bool:
+    """A proof serves the actor who gave it, for `proof_valid_seconds`."""
+    age = current_time() - proof.proven_at
+    valid = dt.timedelta(seconds=get_settings().proof_valid_seconds)
+    return proof.actor == actor and dt.timedelta(0) <= age <= valid
+
+
+async def proof_refusal(
+    conn: AsyncConnection, proof: Proven
+) -> tuple[Locked | NotUsable | Stale, str]:
+    """Why a proven card no longer takes a use case's change (its conditional UPDATE found
+    nothing): cancelled, locked since, or another PIN since; with the audit outcome."""
+    now = (
+        await conn.execute(
+            select(cards.c.status, cards.c.locked, cards.c.pin_hash).where(
+                cards.c.id == proof.card_id
             )
-        ).first()
-        if settled is not None:
-            return await on_success(conn, row)
-    # Locked, cancelled or given a new PIN by someone else between our read and now. The
-    # PIN was right when read, so this is not counted as a wrong attempt.
-    async with common.transaction() as conn:
-        now_row = await common.find_by_id(conn, row.id)
-        assert now_row is not None
-        outcome: Locked | NotUsable | WrongPin
-        if now_row.status == "cancelled":
-            outcome = NotUsable()
-        elif now_row.locked:
-            outcome = Locked()
-        else:
-            outcome = WrongPin(attempts_left=common.view(now_row).attempts_left)
-        await common.audit(conn, actor, action, "changed-meanwhile", masked)
-    return outcome
+        )
+    ).one()
+    if now.status == "cancelled":
+        return NotUsable(), "not-usable"
+    if now.pin_hash != proof.pin_hash:
+        return Stale(), "changed-meanwhile"
+    return Locked(), "locked"
 
 
-async def verify_pin(card_digits: str, id_number: str, pin: str, actor: Actor) -> VerifyOutcome:
+async def verify_pin(
+    card_digits: str,
+    id_number: str,
+    pin: str,
+    actor: Actor,
+    caller_number: str | None = None,
+) -> VerifyOutcome:
     """The caller proves card, holder and PIN; the answer carries the card's status."""
-
-    async def verified(conn: AsyncConnection, row: Row[Any]) -> Verified:
-        await common.audit(conn, actor, "verify", "ok", mask_card(row.card_number))
-        fresh = await common.find_by_id(conn, row.id)
-        assert fresh is not None
-        return Verified(common.view(fresh))
-
-    result: VerifyOutcome = await check_pin(card_digits, id_number, pin, actor, "verify", verified)
-    return result
+    outcome = await prove_holder(card_digits, id_number, pin, actor, "verify", caller_number)
+    return Verified(outcome.card) if isinstance(outcome, Proven) else outcome

@@ -11,17 +11,17 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from backend.errors import InvalidInput
-from backend.outcomes import LossReported, NoMatch, NotUsable, Verified
+from backend.outcomes import LossReported, NoMatch, NotUsable, Paused, TooManyTries, Verified
 from backend.services.cards import check_holder
 from backend.services.handoffs import (
     CALL_CHECK,
     CALL_CHECK_FAILED,
     HandoffView,
     audit_call,
-    failed_checks,
     find_handoff,
     recent_handoffs,
 )
+from backend.services.identity import CallCheck, call_failures
 from backend.services.report_loss import report_loss_by_staff
 from backend.services.staff import Role, StaffView
 from console import messages, pending
@@ -34,6 +34,13 @@ router = APIRouter(prefix="/agent")
 Agent = Annotated[StaffView, Depends(require(Role.AGENT))]
 
 NOT_FOUND = "没有找到这个来电编号的转接记录，请核对来电编号。"
+# Checks paused by a limit (the call's own also closes the form).
+PAUSED = {
+    Paused.CALL: "本次来电核验失败次数已达上限，不能继续核验。",
+    Paused.CARD: "该卡近期核验不一致次数过多，已暂停电话核验。请告知来电人稍后再试或到柜台办理。",
+    Paused.CALLER: "该来电号码近期核验不一致次数过多，已暂停核验。请告知来电人到柜台办理。",
+    Paused.STAFF: "您近期核验不一致次数过多，已暂停核验并通知主管。请稍后再试。",
+}
 
 
 def _purpose(call_id: str) -> str:
@@ -51,7 +58,7 @@ async def _call_page(
     request: Request, call: HandoffView, status_code: int = 200, **context: object
 ) -> Response:
     limit = get_console_settings().call_check_limit
-    failed = await failed_checks(call.call_id)
+    failed = await call_failures(call.call_id, limit)
     values = {"call": call, "failed": failed, "limit": limit, "blocked": failed >= limit}
     return render(request, "agent/call.html", {**values, **context}, status_code)
 
@@ -94,17 +101,22 @@ async def check(
     if call is None:
         return render(request, "agent/calls.html", {"calls": [], "error": NOT_FOUND}, 404)
     typed = {"card_number": card_number.strip(), "name": name.strip()}
+    # The call's try is reserved before the check (and given back when it matches), so no
+    # number of simultaneous requests runs more than `limit` failing checks on one call.
     limit = get_console_settings().call_check_limit
-    if await failed_checks(call.call_id) >= limit:
-        await audit_call(agent.actor, CALL_CHECK, "refused-limit", None, call.call_id)
-        return await _call_page(request, call, 403)
+    on_call = CallCheck(call.call_id, limit, call.caller_number)
     try:
-        outcome = await check_holder(card_number, name, id_number, agent.actor)
+        outcome = await check_holder(card_number, name, id_number, agent.actor, call=on_call)
     except InvalidInput as exc:
         # A typing slip checks nothing, so it does not count against the caller.
         log.info("call_check_invalid", code=exc.code, call_id=call.call_id)
         error = messages.invalid_input(exc)
         return await _call_page(request, call, 400, error=error, typed=typed)
+    if isinstance(outcome, TooManyTries):
+        await audit_call(agent.actor, CALL_CHECK, "refused-limit", None, call.call_id)
+        if outcome.paused is Paused.CALL:
+            return await _call_page(request, call, 403)
+        return await _call_page(request, call, 429, error=PAUSED[outcome.paused], typed=typed)
     if isinstance(outcome, NoMatch):
         await audit_call(agent.actor, CALL_CHECK, CALL_CHECK_FAILED, None, call.call_id)
         return await _call_page(request, call, 200, error=messages.NO_MATCH, typed=typed)
@@ -128,6 +140,9 @@ async def report(
     if held is None:
         return await _call_page(request, call, 409, error=messages.EXPIRED)
     outcome = await report_loss_by_staff(held.card_number, held.holder_hash, agent.actor)
+    if isinstance(outcome, TooManyTries):
+        await audit_call(agent.actor, "call-report-loss", "refused-limit", None, call.call_id)
+        return await _call_page(request, call, 429, error=PAUSED[outcome.paused])
     if isinstance(outcome, NoMatch | NotUsable):
         result = "no-match" if isinstance(outcome, NoMatch) else "not-usable"
         await audit_call(agent.actor, "call-report-loss", result, held.card_masked, call.call_id)

@@ -22,6 +22,7 @@ from backend.outcomes import (
     NoMatch,
     NotUsable,
     Refused,
+    TooManyTries,
     Verified,
 )
 from backend.services import counter as services
@@ -52,6 +53,10 @@ DONE_NOTES = {
 }
 
 
+# The clerk's own budget of failed holder checks ran out (backend.services.identity).
+CLERK_PAUSED = "您近期核验不一致次数过多，已暂停核验并通知主管。请稍后再试。"
+
+
 def _form(request: Request, status_code: int = 200, **context: object) -> Response:
     return render(
         request, "counter/form.html", {"actions": messages.COUNTER_ACTIONS, **context}, status_code
@@ -79,6 +84,8 @@ async def check(
         outcome = await check_holder(card_number, name, id_number, clerk.actor)
     except InvalidInput as exc:
         return _form(request, 400, error=messages.invalid_input(exc), typed=typed)
+    if isinstance(outcome, TooManyTries):
+        return _form(request, 429, error=CLERK_PAUSED, typed=typed)
     if not isinstance(outcome, Verified):
         return _form(request, 200, error=messages.NO_MATCH, typed=typed)
     card = outcome.card
@@ -105,6 +112,8 @@ async def confirm(
         reported = await report_loss_by_staff(
             held.card_number, held.holder_hash, clerk.actor, written=True
         )
+        if isinstance(reported, TooManyTries):
+            return _form(request, 429, error=CLERK_PAUSED)
         if isinstance(reported, NoMatch):
             return _form(request, 200, error=messages.NO_MATCH)
         if isinstance(reported, NotUsable):
@@ -115,6 +124,8 @@ async def confirm(
         context = {"card": card, "action_name": action_name, "report": reported, "note": note}
         return render(request, "counter/done.html", context)
     outcome = await SERVICES[action](held.card_number, held.holder_hash, clerk.actor)
+    if isinstance(outcome, TooManyTries):
+        return _form(request, 429, error=CLERK_PAUSED)
     if isinstance(outcome, NoMatch):
         return _form(request, 200, error=messages.NO_MATCH)
     if isinstance(outcome, Refused):

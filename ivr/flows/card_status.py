@@ -20,7 +20,7 @@ def card_status_flow(call: Call) -> None:
     holder = ask_id_number(call)
     pin = ask_pin(call, "enter-pin")
     call.at("status")
-    outcome = call.backend(verify_pin(card, holder, pin, call.actor))
+    outcome = call.backend(verify_pin(card, holder, pin, call.actor, call.caller_number))
     if not isinstance(outcome, Verified):
         say_refusal(call, outcome)
         return

@@ -1,11 +1,14 @@
 """Change PIN, in the order cardholders are told: card number #, old PIN #, ID number #,
-new PIN #, new PIN again #."""
+new PIN #, new PIN again #.
+
+The old PIN is checked once, right after the ID number; the proof it gives is what the
+change is applied to, so the old PIN is never checked twice."""
 
 from __future__ import annotations
 
-from backend.outcomes import PinChanged, PinRejected, Verified
+from backend.outcomes import PinChanged, PinRejected, Proven
 from backend.services.change_pin import change_pin, new_pin_problem
-from backend.services.verify import verify_pin
+from backend.services.verify import prove_holder
 from ivr.caller import NoValidInput
 from ivr.contract import SCRIPT_CHANGE_PIN
 from ivr.flows.common import (
@@ -29,9 +32,11 @@ def change_pin_flow(call: Call) -> None:
     old_pin = ask_pin(call, "enter-pin")
     holder = ask_id_number(call)
     call.at("verify")
-    checked = call.backend(verify_pin(card, holder, old_pin, call.actor))
-    if not isinstance(checked, Verified):
-        say_refusal(call, checked)
+    proof = call.backend(
+        prove_holder(card, holder, old_pin, call.actor, "change-pin", call.caller_number)
+    )
+    if not isinstance(proof, Proven):
+        say_refusal(call, proof)
         return
     for _ in range(NEW_PIN_TRIES):
         new_pin = ask_new_pin(call, "enter-new-pin")
@@ -43,7 +48,9 @@ def change_pin_flow(call: Call) -> None:
             call.caller.play("new-pins-differ")
             continue
         call.at("change")
-        outcome = call.backend(change_pin(card, holder, old_pin, new_pin, call.actor))
+        outcome = call.backend(
+            change_pin(proof, new_pin, call.actor, old_pin=old_pin, id_number=holder)
+        )
         if isinstance(outcome, PinChanged):
             call.caller.play("pin-changed")
             return

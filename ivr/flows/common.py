@@ -3,6 +3,7 @@ its answers; end the call; hand over to an agent."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -12,7 +13,16 @@ import structlog
 from backend import idnumber
 from backend.errors import BackendError
 from backend.masking import mask_card
-from backend.outcomes import Actor, Channel, Locked, NoMatch, NotUsable, WrongPin
+from backend.outcomes import (
+    Actor,
+    Channel,
+    Locked,
+    NoMatch,
+    NotUsable,
+    Stale,
+    TooManyTries,
+    WrongPin,
+)
 from backend.pinrules import PIN_LENGTH, PinRule
 from ivr.agi.bridge import await_
 from ivr.caller import Caller
@@ -42,6 +52,11 @@ class Call:
     def actor(self) -> Actor:
         return Actor(Channel.IVR, self.caller.info.call_id)
 
+    @property
+    def caller_number(self) -> str | None:
+        """The number Asterisk gave for the caller; None when withheld."""
+        return self.caller.info.caller_number or None
+
     def at(self, step: str) -> None:
         self.step = step
         log.info("step", step=step)
@@ -63,26 +78,44 @@ class Call:
         raise CallOver
 
 
+# What a keypad entry may hold: digits (keys A-D are never part of a number), and for an
+# ID number digits with a final X (keyed as *).
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
+
+
+def _digits_only(entry: str) -> str | None:
+    return None if _DIGITS.fullmatch(entry) else "invalid-key"
+
+
 def _valid_id(entry: str) -> str | None:
+    if not _ID_SHAPE.fullmatch(entry):
+        return "invalid-key"
     return None if idnumber.is_valid(entry) else "id-number-invalid"
 
 
 def ask_card_digits(call: Call) -> str:
     call.at("card-number")
-    digits = call.caller.ask("enter-card-number", min_len=CARD_MIN, max_len=CARD_MAX)
+    digits = call.caller.ask(
+        "enter-card-number", min_len=CARD_MIN, max_len=CARD_MAX, validate=_digits_only
+    )
     call.card_masked = mask_card(digits)
     return digits
 
 
 def ask_pin(call: Call, prompt: str = "enter-pin") -> str:
     call.at(prompt)
-    return call.caller.ask(prompt, min_len=PIN_LENGTH, max_len=PIN_LENGTH, secret=True)
+    return call.caller.ask(
+        prompt, min_len=PIN_LENGTH, max_len=PIN_LENGTH, secret=True, validate=_digits_only
+    )
 
 
 def ask_new_pin(call: Call, prompt: str) -> str:
     """Any length is taken here, so a wrong length is answered by the length rule."""
     call.at(prompt)
-    return call.caller.ask(prompt, min_len=1, max_len=PIN_LENGTH + 2, secret=True)
+    return call.caller.ask(
+        prompt, min_len=1, max_len=PIN_LENGTH + 2, secret=True, validate=_digits_only
+    )
 
 
 def ask_id_number(call: Call) -> str:
@@ -102,10 +135,15 @@ def say_rule(call: Call, rule: PinRule) -> None:
     call.caller.play(f"pin-rule-{rule}")
 
 
-def say_refusal(call: Call, outcome: NoMatch | WrongPin | Locked | NotUsable) -> None:
-    """Card/ID mismatch, wrong PIN with tries left, locked or unusable card, in words.
+Refusal = NoMatch | WrongPin | Locked | NotUsable | TooManyTries | Stale
 
-    Locked and unusable cards end the call: only a counter can help them."""
+
+def say_refusal(call: Call, outcome: Refusal) -> None:
+    """Card/ID mismatch, wrong PIN with tries left, locked or unusable card, checks paused
+    after too many wrong numbers, or a proof gone stale, in words.
+
+    Locked and unusable cards, and paused checks, end the call: trying again at once
+    cannot help them."""
     caller = call.caller
     if isinstance(outcome, NoMatch):
         caller.play("no-match")
@@ -113,8 +151,13 @@ def say_refusal(call: Call, outcome: NoMatch | WrongPin | Locked | NotUsable) ->
         caller.play("wrong-pin")
         caller.say_count(outcome.attempts_left)
         caller.play("attempts-left-suffix")
+    elif isinstance(outcome, Stale):
+        caller.play("start-again")
     elif isinstance(outcome, Locked):
         caller.play("card-locked")
+        call.goodbye()
+    elif isinstance(outcome, TooManyTries):
+        caller.play("identity-paused")
         call.goodbye()
     else:
         caller.play("card-not-usable")

@@ -4,8 +4,9 @@ read back, and 9 repeats it."""
 
 from __future__ import annotations
 
-from backend.outcomes import InitialPinRefused, LossReported
+from backend.outcomes import InitialPinRefused, LossReported, Proven
 from backend.services.report_loss import report_loss_self_service
+from backend.services.verify import prove_holder
 from ivr.contract import REASON_INITIAL_PIN_LOSS, SCRIPT_REPORT_LOSS
 from ivr.flows import agent
 from ivr.flows.common import Call, ask_card_digits, ask_id_number, ask_pin, say_refusal
@@ -46,7 +47,13 @@ def report_loss_flow(call: Call) -> None:
         call.caller.play("loss-cancelled")
         return
     call.at("report")
-    outcome = call.backend(report_loss_self_service(card, holder, pin, call.actor))
+    proof = call.backend(
+        prove_holder(card, holder, pin, call.actor, "report-loss", call.caller_number)
+    )
+    if not isinstance(proof, Proven):
+        say_refusal(call, proof)
+        return
+    outcome = call.backend(report_loss_self_service(proof, call.actor))
     if isinstance(outcome, LossReported):
         intro = "loss-already-reported" if outcome.already_reported else "loss-reported"
         read_reference(call, intro, outcome.reference)

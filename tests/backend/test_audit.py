@@ -14,10 +14,10 @@ from backend.db.engine import get_engine
 from backend.masking import mask_card
 from backend.outcomes import Actor, Channel
 from backend.services.cards import check_holder
-from backend.services.change_pin import change_pin
 from backend.services.counter import reset_pin, unlock
-from backend.services.report_loss import report_loss_by_staff, report_loss_self_service
+from backend.services.report_loss import report_loss_by_staff
 from backend.services.verify import verify_pin
+from tests.backend.by_phone import change_by_phone, report_by_phone
 from tests.conftest import USED_SECRETS, IssuedCard, make_pin
 
 Issue = Callable[..., Awaitable[IssuedCard]]
@@ -83,10 +83,10 @@ async def test_no_audit_row_holds_an_id_number_or_a_pin(issue: Issue) -> None:
     await verify_pin(card.digits, card.id_number, "123456", call)
     await verify_pin(card.digits, card.id_number, wrong, call)
     await verify_pin(card.digits, other.id_number, "123456", call)
-    await change_pin(card.digits, card.id_number, "123456", new, call)
-    await change_pin(card.digits, card.id_number, new, "345678", call)
-    await report_loss_self_service(card.digits, card.id_number, new, call)
-    await report_loss_self_service(other.digits, other.id_number, other.pin, call)
+    await change_by_phone(card.digits, card.id_number, "123456", new, call)
+    await change_by_phone(card.digits, card.id_number, new, "345678", call)
+    await report_by_phone(card.digits, card.id_number, new, call)
+    await report_by_phone(other.digits, other.id_number, other.pin, call)
     await check_holder(card.card_number, card.name, card.id_number, agent)
     await report_loss_by_staff(other.card_number, card.id_number, agent)
     await unlock(card.card_number, card.id_number, clerk)

@@ -26,18 +26,19 @@ from backend.outcomes import (
     LossReported,
     NoMatch,
     NotUsable,
+    Proven,
     Refused,
 )
 from backend.services import common
 from backend.services.cards import card_status
-from backend.services.change_pin import change_pin
 from backend.services.counter import cancel_loss_report, issue_replacement
 from backend.services.report_loss import (
     make_reference,
     report_loss_by_staff,
     report_loss_self_service,
 )
-from backend.services.verify import verify_pin
+from backend.services.verify import prove_holder, verify_pin
+from tests.backend.by_phone import change_by_phone, report_by_phone
 from tests.conftest import IssuedCard, make_pin
 
 Issue = Callable[..., Awaitable[IssuedCard]]
@@ -105,7 +106,7 @@ def test_reference_shape_and_check_digit() -> None:
 async def test_self_service_report(issue: Issue) -> None:
     """An enabled PIN files a temporary phone report expiring after five working days."""
     card = await _enabled(issue)
-    outcome = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    outcome = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     assert isinstance(outcome, LossReported)
     assert len(outcome.reference) == 12 and outcome.reference.isdigit()
     assert luhn_valid(outcome.reference)
@@ -124,7 +125,7 @@ async def test_self_service_report(issue: Issue) -> None:
 async def test_initial_pin_cannot_report_by_phone(issue: Issue) -> None:
     """A card still on 123456 is sent to an agent; no report row is made."""
     card = await issue()
-    outcome = await report_loss_self_service(card.digits, card.id_number, "123456", _actor())
+    outcome = await report_by_phone(card.digits, card.id_number, "123456", _actor())
     assert outcome == InitialPinRefused()
     assert await reports_of(card) == []
     assert (await card_status(card.card_number)).state is CardState.ACTIVE
@@ -133,8 +134,8 @@ async def test_initial_pin_cannot_report_by_phone(issue: Issue) -> None:
 async def test_reporting_again_returns_the_same_reference(issue: Issue) -> None:
     """A second report finds the first: same reference, already_reported, still one row."""
     card = await _enabled(issue)
-    first = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
-    again = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    first = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
+    again = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     assert isinstance(first, LossReported) and isinstance(again, LossReported)
     assert again.reference == first.reference
     assert again.already_reported and not first.already_reported
@@ -146,23 +147,20 @@ async def test_self_service_report_needs_the_right_pin(issue: Issue) -> None:
     card = await _enabled(issue)
     wrong = _wrong_pin(card)
     for _ in range(6):
-        outcome = await report_loss_self_service(card.digits, card.id_number, wrong, _actor())
+        outcome = await report_by_phone(card.digits, card.id_number, wrong, _actor())
         assert not isinstance(outcome, LossReported)
-    assert (
-        await report_loss_self_service(card.digits, card.id_number, card.pin, _actor()) == Locked()
-    )
+    assert await report_by_phone(card.digits, card.id_number, card.pin, _actor()) == Locked()
     assert await reports_of(card) == []
 
 
 async def test_concurrent_reports_make_one(issue: Issue) -> None:
-    """Fifty simultaneous phone reports leave exactly one active report, all with its reference."""
+    """Fifty simultaneous phone reports on one proof leave exactly one active report, all
+    with its reference."""
     card = await _enabled(issue)
-    outcomes = await asyncio.gather(
-        *(
-            report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
-            for _ in range(50)
-        )
-    )
+    caller = _actor()
+    proof = await prove_holder(card.digits, card.id_number, card.pin, caller, "report-loss")
+    assert isinstance(proof, Proven)
+    outcomes = await asyncio.gather(*(report_loss_self_service(proof, caller) for _ in range(50)))
     assert all(isinstance(o, LossReported) for o in outcomes)
     reported = [o for o in outcomes if isinstance(o, LossReported)]
     assert len({o.reference for o in reported}) == 1
@@ -214,7 +212,7 @@ async def test_agent_report_with_the_wrong_id_is_no_match(issue: Issue) -> None:
 async def test_agent_report_after_a_phone_report_finds_it(issue: Issue) -> None:
     """An agent report on a card already reported by phone returns the phone report."""
     card = await _enabled(issue)
-    phone = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    phone = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     agent = await report_loss_by_staff(card.card_number, card.id_number, _actor(Channel.AGENT))
     assert isinstance(phone, LossReported) and isinstance(agent, LossReported)
     assert (agent.reference, agent.channel, agent.already_reported) == (
@@ -227,7 +225,7 @@ async def test_agent_report_after_a_phone_report_finds_it(issue: Issue) -> None:
 async def test_written_report_upgrades_the_temporary_one(issue: Issue) -> None:
     """A counter's written report keeps the temporary report's reference and ends its expiry."""
     card = await _enabled(issue)
-    phone = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    phone = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     clerk = _actor(Channel.COUNTER)
     written = await report_loss_by_staff(card.card_number, card.id_number, clerk, written=True)
     assert isinstance(phone, LossReported) and isinstance(written, LossReported)
@@ -269,13 +267,13 @@ async def _expire(reference: str) -> None:
 async def test_an_expired_temporary_report_lapses(issue: Issue) -> None:
     """Past its expiry a temporary report no longer counts; a new report can be filed."""
     card = await _enabled(issue)
-    first = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    first = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     assert isinstance(first, LossReported)
     await _expire(first.reference)
     view = await card_status(card.card_number)
     assert view.active_loss_report is None
     assert view.state is CardState.ACTIVE
-    second = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    second = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     assert isinstance(second, LossReported)
     assert second.reference != first.reference
     assert not second.already_reported
@@ -314,7 +312,7 @@ async def test_an_expired_report_cannot_be_cancelled(issue: Issue) -> None:
 async def test_cancel_an_active_report(issue: Issue) -> None:
     """A clerk cancels the active report; the card is usable again; a second cancel is refused."""
     card = await _enabled(issue)
-    phone = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    phone = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     assert isinstance(phone, LossReported)
     clerk = _actor(Channel.COUNTER)
     done = await cancel_loss_report(card.card_number, card.id_number, clerk)
@@ -325,7 +323,7 @@ async def test_cancel_an_active_report(issue: Issue) -> None:
     assert await cancel_loss_report(card.card_number, card.id_number, clerk) == Refused(
         "no-active-report"
     )
-    again = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    again = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     assert isinstance(again, LossReported) and again.reference != phone.reference
 
 
@@ -342,7 +340,7 @@ async def test_cancel_with_the_wrong_id_is_no_match(issue: Issue) -> None:
 async def test_replacement_closes_the_report_and_cancels_the_card(issue: Issue) -> None:
     """After a replacement the report is replaced, cannot be cancelled, and the card is dead."""
     card = await _enabled(issue)
-    await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     clerk = _actor(Channel.COUNTER)
     done = await issue_replacement(card.card_number, card.id_number, clerk)
     assert isinstance(done, Done)
@@ -356,16 +354,14 @@ async def test_replacement_closes_the_report_and_cancels_the_card(issue: Issue) 
         "no-active-report"
     )
     assert await verify_pin(card.digits, card.id_number, card.pin, _actor()) == NotUsable()
-    assert (
-        await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
-        == NotUsable()
-    )
+    assert await report_by_phone(card.digits, card.id_number, card.pin, _actor()) == NotUsable()
     assert (
         await report_loss_by_staff(card.card_number, card.id_number, _actor(Channel.AGENT))
         == NotUsable()
     )
     assert (
-        await change_pin(card.digits, card.id_number, card.pin, make_pin(), _actor()) == NotUsable()
+        await change_by_phone(card.digits, card.id_number, card.pin, make_pin(), _actor())
+        == NotUsable()
     )
     assert len(await reports_of(card)) == 1
 
@@ -407,22 +403,22 @@ async def _audit_rows(actor: Actor) -> list[Any]:
 async def test_a_failed_self_service_report_leaves_no_trace(
     issue: Issue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A failure after the insert rolls back the report and its audit row together."""
+    """A failure after the insert rolls back the report and its audit row together; the
+    proof before it is a step of its own (its audit row, the count reset) and stays."""
     card = await _enabled(issue)
     for _ in range(2):
         await verify_pin(card.digits, card.id_number, _wrong_pin(card), _actor())
     monkeypatch.setattr(common, "audit", _failing_audit(common.audit))
     caller = _actor()
     with pytest.raises(RuntimeError):
-        await report_loss_self_service(card.digits, card.id_number, card.pin, caller)
+        await report_by_phone(card.digits, card.id_number, card.pin, caller)
     monkeypatch.undo()
     assert await reports_of(card) == []
-    assert await _audit_rows(caller) == []
+    assert [(r.action, r.outcome) for r in await _audit_rows(caller)] == [("report-loss", "proven")]
     view = await card_status(card.card_number)
     assert view.active_loss_report is None and view.state is CardState.ACTIVE
-    # The failure-count reset shared the transaction, so it was rolled back too.
-    assert view.failed_attempts == 2
-    later = await report_loss_self_service(card.digits, card.id_number, card.pin, _actor())
+    assert view.failed_attempts == 0
+    later = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
     assert isinstance(later, LossReported) and not later.already_reported
 
 
@@ -442,12 +438,14 @@ async def test_a_failed_staff_report_leaves_no_trace(
 
 
 async def test_reports_are_audited_with_their_reference(issue: Issue) -> None:
-    """Filing a report writes one audit row with the masked card and the reference."""
+    """Filing a report writes one audit row with the masked card and the reference, after
+    the proof's own row."""
     card = await _enabled(issue)
     caller = _actor()
-    outcome = await report_loss_self_service(card.digits, card.id_number, card.pin, caller)
+    outcome = await report_by_phone(card.digits, card.id_number, card.pin, caller)
     assert isinstance(outcome, LossReported)
-    (row,) = await _audit_rows(caller)
+    proven, row = await _audit_rows(caller)
+    assert (proven.action, proven.outcome) == ("report-loss", "proven")
     assert (row.channel, row.action, row.outcome) == ("ivr", "report-loss", "reported")
     assert row.card_masked == mask_card(card.card_number)
     assert row.detail == {"reference": outcome.reference}

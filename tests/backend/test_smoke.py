@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from backend.outcomes import Actor, Channel, PinChanged, Verified, WrongPin
-from backend.services.change_pin import change_pin
 from backend.services.verify import verify_pin
+from tests.backend.by_phone import change_by_phone
 from tests.conftest import make_pin
 
 IVR = Actor(Channel.IVR, "test-call")
@@ -17,7 +17,7 @@ async def test_issue_verify_change(issue) -> None:  # type: ignore[no-untyped-de
     wrong = await verify_pin(card.digits, card.id_number, "000001", IVR)
     assert wrong == WrongPin(attempts_left=5)
     new = make_pin()
-    result = await change_pin(card.digits, card.id_number, "123456", new, IVR)
+    result = await change_by_phone(card.digits, card.id_number, "123456", new, IVR)
     assert isinstance(result, PinChanged)
     verified = await verify_pin(card.digits, card.id_number, new, IVR)
     assert isinstance(verified, Verified)

@@ -6,9 +6,9 @@ import re
 
 from backend.outcomes import Actor, CardState, Channel, Locked, PinChanged, WrongPin
 from backend.services.cards import card_status
-from backend.services.change_pin import change_pin
 from backend.services.report_loss import report_loss_by_staff
 from backend.services.verify import verify_pin
+from tests.backend.by_phone import change_by_phone
 from tests.conftest import IssuedCard, make_pin
 from tests.console.conftest import Client
 
@@ -63,7 +63,7 @@ async def test_unlock_needs_confirmation_and_then_pin_works(client, make_staff, 
     assert "已办理：解锁" in done
     assert (await card_status(card.card_number)).state == CardState.ACTIVE
     new = make_pin()
-    assert isinstance(await change_pin(card.digits, card.id_number, pin, new, IVR), PinChanged)
+    assert isinstance(await change_by_phone(card.digits, card.id_number, pin, new, IVR), PinChanged)
 
 
 async def test_written_report_keeps_the_reference(client, make_staff, issue) -> None:  # type: ignore[no-untyped-def]
