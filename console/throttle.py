@@ -20,11 +20,13 @@ from collections.abc import Sequence
 import structlog
 from fastapi import Request
 
+from backend.outcomes import Actor, Channel
 from backend.services import attempts, common
 from backend.services.attempts import Limit, Reservation
 from console.config import Network, get_console_settings
 
 log = structlog.get_logger(__name__)
+CONSOLE = Actor(Channel.OPERATOR, "console")
 
 
 class _Full(Exception):
@@ -84,6 +86,10 @@ async def reserve(
                 if reservation is None:
                     raise _Full()
                 if reservation.reached_limit:
+                    # Once per budget and window: supervisors see guessing in the audit
+                    # trail. Nothing typed goes with it (a username may be a password).
+                    detail = {"budget": limit.scope, "attempts": limit.attempts}
+                    await common.audit(conn, CONSOLE, "login-limit", "limit-reached", None, detail)
                     log.warning("login_limit_reached", scope=limit.scope)
                 taken.append(reservation)
     except _Full:

@@ -7,13 +7,17 @@ import asyncio
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import select
 
 from backend import secrethash
+from backend.db.tables import audit_events
+from backend.services import common
 from backend.settings import get_settings
 from console.config import get_console_settings
 from tests.console.conftest import Account, Client, MakeStaff
@@ -54,6 +58,15 @@ async def _attempt(browser: Client, username: str, password: str) -> httpx.Respo
     return await browser.post("/login", {"username": username, "password": password})
 
 
+async def _limit_alarms() -> Counter[str]:
+    """Login budgets filled so far, by budget, from the audit trail."""
+    query = select(audit_events.c.detail["budget"].astext).where(
+        audit_events.c.action == "login-limit"
+    )
+    async with common.transaction() as conn:
+        return Counter((await conn.execute(query)).scalars())
+
+
 def wrong() -> str:
     return "wrong-" + secrets.token_hex(6)
 
@@ -66,6 +79,7 @@ async def test_concurrent_logins_to_one_account_check_at_most_the_limit(
     agent: Account = await make_staff("agent")
     limit = get_console_settings().login_attempts
     browsers = await _ready(open_client, 40, "198.51.100.10")
+    alarms_before = await _limit_alarms()
     passwords = [wrong() for _ in range(40)]
     passwords[34] = agent.password
     answers = await asyncio.gather(
@@ -77,6 +91,8 @@ async def test_concurrent_logins_to_one_account_check_at_most_the_limit(
     assert all(s in (303, 401, 429) for s in statuses), statuses
     # The right password logs in only if it was one of the few checked.
     assert (statuses[34] == 303) == (True in checks)
+    # One alarm for the account's budget, none for the address's (5 of 20 used).
+    assert await _limit_alarms() - alarms_before == Counter({"console-login-account": 1})
 
 
 async def test_one_address_cannot_try_many_accounts(
