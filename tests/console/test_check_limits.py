@@ -1,4 +1,5 @@
-"""The agent's limit of failed holder checks per call holds under concurrent requests."""
+"""Limits on failed holder checks through the console: the agent's per call, under
+concurrent requests, and the clerk's own."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import text
 from backend.db.engine import get_engine
 from backend.masking import mask_card
 from backend.services.handoffs import record_handoff
+from backend.settings import get_settings
 from console.config import get_console_settings
 from tests.console.conftest import Client
 
@@ -64,3 +66,27 @@ async def test_twenty_concurrent_wrong_checks_run_at_most_the_limit(  # type: ig
     right = {**wrong, "name": card.name}
     refused = await client.post(f"/agent/calls/{call_id}/check", right)
     assert refused.status_code == 403 and "身份核验通过" not in refused.text
+
+
+async def test_a_clerk_past_the_limit_is_told_and_checks_nothing(  # type: ignore[no-untyped-def]
+    client: Client, make_staff, issue
+) -> None:
+    """After `identity_staff_limit` mismatching checks the clerk's next check, even a right
+    one, is refused with a message saying why and looks nothing up."""
+    clerk = await make_staff("clerk")
+    card = await issue()
+    await client.login(clerk)
+    await client.get("/counter")
+    wrong = {
+        "action": "unlock",
+        "card_number": card.card_number,
+        "name": "李四",
+        "id_number": card.id_number,
+    }
+    for _ in range(get_settings().identity_staff_limit):
+        failed = await client.post("/counter/check", wrong)
+        assert failed.status_code == 200 and "不一致" in failed.text
+    refused = await client.post("/counter/check", {**wrong, "name": card.name})
+    assert refused.status_code == 429 and "暂停核验" in refused.text
+    assert "确认办理" not in refused.text
+    assert await _failed_holder_checks(card.card_number) == get_settings().identity_staff_limit
