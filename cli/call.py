@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cli.keysarg import help_text, read_keys
 from cli.main import CommandError
 
 
@@ -12,7 +13,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keys",
         default="",
-        help="key groups sent as RFC 4733 events, and wait:SECONDS pauses, space-separated",
+        help=help_text(
+            "key groups sent as RFC 4733 events, and wait:SECONDS pauses, space-separated"
+        ),
     )
     parser.add_argument("--sip-port", type=int, default=5060, help="Asterisk's UDP port")
     parser.add_argument("--timeout", type=float, default=120.0, help="longest call, seconds")
@@ -28,7 +31,7 @@ def _call(args: argparse.Namespace) -> int:
     try:
         result = place_call(
             args.number,
-            args.keys,
+            read_keys(args.keys, "call"),
             sip_port=args.sip_port,
             timeout=args.timeout,
             tone_ms=args.tone_ms,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import sys
 from typing import Any
 
 from backend.outcomes import Actor, CardView, Channel
 from cli.common import quiet_logging, run_async
+from cli.main import CommandError
 
 
 def card_json(card: CardView) -> dict[str, Any]:
@@ -42,9 +45,37 @@ def _print(card: CardView, as_json: bool) -> None:
         print(f"{key:>20}: {value}")
 
 
+# `--pin` given alone: the PIN is read from standard input, or typed unseen at a terminal.
+_READ_PIN = object()
+
+
+def _read_pin() -> str:
+    """The PIN from standard input (first line), or typed twice without echo at a terminal."""
+    if sys.stdin is None:
+        raise CommandError("--pin reads the PIN from standard input, and there is none")
+    if sys.stdin.isatty():
+        first = getpass.getpass("PIN (not shown): ")
+        if getpass.getpass("PIN again: ") != first:
+            raise CommandError("the two PINs differ; nothing was changed")
+        return first
+    pin = sys.stdin.readline().rstrip("\r\n")
+    if not pin:
+        raise CommandError("--pin: no PIN on standard input; nothing was changed")
+    return pin
+
+
 def add(args: argparse.Namespace) -> int:
     from backend.services.cards import issue_card
 
+    if args.pin is not None and args.pin is not _READ_PIN:
+        # Too late to hide this one, but never accepted: a command line is readable by
+        # every user of the machine (ps, /proc) and often kept in shell history.
+        raise CommandError(
+            "a PIN on the command line is visible to every user of this machine; nothing "
+            "was changed. Give --pin alone and type the PIN, or pipe it in: "
+            "ivr12333 cards add ... --pin < pin-file"
+        )
+    pin = _read_pin() if args.pin is _READ_PIN else None
     quiet_logging()
     card = run_async(
         issue_card(
@@ -52,7 +83,7 @@ def add(args: argparse.Namespace) -> int:
             args.id_number,
             args.name,
             Actor(Channel.OPERATOR, "cli"),
-            pin=args.pin,
+            pin=pin,
         )
     )
     _print(card, args.json)
@@ -73,7 +104,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     p_add.add_argument("--card-number", required=True, help="e.g. A12345678")
     p_add.add_argument("--id-number", required=True, help="18-character resident ID number")
     p_add.add_argument("--name", required=True)
-    p_add.add_argument("--pin", help="an enabled PIN instead of the initial one")
+    p_add.add_argument(
+        "--pin",
+        nargs="?",
+        const=_READ_PIN,
+        metavar="",
+        help=(
+            "an enabled PIN instead of the initial one, read from standard input (typed "
+            "unseen at a terminal); never on the command line"
+        ),
+    )
     p_add.add_argument("--json", action="store_true")
     p_add.set_defaults(func=add)
     p_show = sub.add_parser("show", help="a card's status")

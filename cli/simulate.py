@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from cli.keysarg import help_text, read_keys
 from ivr.fake_asterisk import HANG_UP, SILENCE, Transcript, check_groups
 
 if TYPE_CHECKING:
     from ivr.server import ServerError
+
+# Prompts asking for a PIN: what is keyed there is printed as dots.
+_PIN_PROMPT = re.compile(r"^enter-(new-)?pin")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +27,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keys",
         default="",
-        help=(
-            'key groups, one per input prompt, e.g. "2 2 12345678# 123456#": '
+        help=help_text(
+            'key groups, one per input prompt, e.g. "2 2 12345678#": '
             "digits then # | digits (then silence) | # | - (silence) | ! (hang up)"
         ),
     )
@@ -39,7 +44,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _simulate(args: argparse.Namespace) -> int:
     from cli.main import CommandError
 
-    keys = args.keys.split()
+    keys = read_keys(args.keys, "simulate").split()
     try:
         check_groups(keys)
     except ValueError as exc:
@@ -94,17 +99,22 @@ def _prompt_text() -> Callable[[str], str]:
 
 
 def render(transcript: Transcript, text: Callable[[str], str]) -> list[str]:
-    """The call as lines: what the caller heard and what they keyed."""
+    """The call as lines: what the caller heard and what they keyed (PINs as `*`)."""
     lines: list[str] = []
     spelled = False  # the previous line reads a number out key by key
+    asked = ""  # the prompt the next keys answer
     for kind, value in transcript.events:
         key_by_key = kind == "prompt" and value.startswith(("digit-", "letter-"))
+        if kind == "prompt":
+            asked = value
         if key_by_key and spelled:
             lines[-1] += text(value)
         elif kind == "prompt":
             lines.append(f"🔊 {text(value)}")
         elif kind == "keys":
             shown = {SILENCE: "(silence)", "#": "# (alone)"}.get(value, value)
+            if _PIN_PROMPT.match(asked) and value not in (SILENCE, "#"):
+                shown = re.sub(r"[^#]", "•", value)
             lines.append(f"☎ {shown}")
         elif kind == "missing":
             lines.append(f"⚠ missing prompt: {value}")

@@ -104,7 +104,8 @@ async def test_add_then_show(db: str) -> None:
 
 
 async def test_add_with_an_enabled_pin(db: str) -> None:
-    """`cards add --pin` issues a card whose PIN is enabled and works."""
+    """`cards add --pin` reads the PIN from standard input and issues a card whose PIN is
+    enabled and works."""
     number, id_number, pin = make_card_number(), make_id_number(), make_pin()
     added = await run_cli(
         db,
@@ -117,8 +118,8 @@ async def test_add_with_an_enabled_pin(db: str) -> None:
         "--name",
         "周八",
         "--pin",
-        pin,
         "--json",
+        stdin=f"{pin}\n",
     )
     assert added.returncode == 0, added.stderr
     data = json.loads(added.stdout)
@@ -134,6 +135,7 @@ class BadCase:
     name: str
     args: list[str]
     says: str  # what the one line must mention
+    stdin: str | None = None
 
 
 def _bad_cases(existing: IssuedCard) -> list[BadCase]:
@@ -151,22 +153,25 @@ def _bad_cases(existing: IssuedCard) -> list[BadCase]:
             add(existing.card_number, good_id),
             f"card {mask_card(existing.card_number)} exists already",
         ),
-        BadCase(
-            "malformed PIN",
-            [*add(make_card_number(), good_id), "--pin", "12a45"],
-            "PIN",
-        ),
+        BadCase("malformed PIN", [*add(make_card_number(), good_id), "--pin"], "PIN", "12a45\n"),
         BadCase(
             "PIN breaking a rule",
-            [*add(make_card_number(), good_id), "--pin", "345678"],
+            [*add(make_card_number(), good_id), "--pin"],
             "sequence",
+            "345678\n",
+        ),
+        BadCase("no PIN given", [*add(make_card_number(), good_id), "--pin"], "no PIN", ""),
+        BadCase(
+            "PIN on the command line",
+            [*add(make_card_number(), good_id), "--pin", "345678"],
+            "visible to every user",
         ),
         BadCase("malformed card number", add("A12", good_id), "card number"),
         BadCase("unknown card", ["cards", "show", make_card_number()], "no card"),
     ]
 
 
-@pytest.mark.parametrize("case_index", range(6))
+@pytest.mark.parametrize("case_index", range(8))
 async def test_bad_input_gives_one_line_and_changes_nothing(
     issue: Issue, database_url: str, case_index: int
 ) -> None:
@@ -174,7 +179,7 @@ async def test_bad_input_gives_one_line_and_changes_nothing(
     existing = await issue()
     case = _bad_cases(existing)[case_index]
     before = await counts()
-    ran = await run_cli(database_url, *case.args)
+    ran = await run_cli(database_url, *case.args, stdin=case.stdin)
     assert ran.returncode == 1, case.name
     lines = ran.stderr.strip().splitlines()
     assert len(lines) == 1, (case.name, ran.stderr)
@@ -183,7 +188,7 @@ async def test_bad_input_gives_one_line_and_changes_nothing(
     assert "Traceback" not in ran.stderr
     assert existing.card_number not in ran.stderr
     assert ran.stdout == ""
-    for arg in case.args:
+    for arg in [*case.args, (case.stdin or "").strip()]:
         if arg in USED_SECRETS:
             assert arg not in lines[0]
     assert await counts() == before, case.name
@@ -249,3 +254,58 @@ async def test_production_without_a_pepper_says_so(db: str, tmp_path: Path) -> N
     assert ran.stderr.startswith("ivr12333 cards: configuration: "), ran.stderr
     assert "IVR_PIN_PEPPER or IVR_PIN_PEPPER_FILE is required" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+async def test_the_pin_is_never_on_the_command_line(db: str) -> None:
+    """While `cards add --pin` waits for its PIN, the process list shows no PIN; the PIN
+    written to its standard input then enables the card."""
+    number, id_number, pin = make_card_number(), make_id_number(), make_pin()
+    env = {**os.environ, "IVR_DATABASE_URL": db}
+    args = ["cards", "add", "--card-number", number, "--id-number", id_number]
+    process = await asyncio.create_subprocess_exec(
+        str(IVR12333),
+        *args,
+        "--name",
+        "郑十",
+        "--pin",
+        "--json",
+        env=env,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    command_line = await asyncio.to_thread(Path(f"/proc/{process.pid}/cmdline").read_bytes)
+    assert b"--pin" in command_line
+    assert pin.encode() not in command_line
+    out, err = await asyncio.wait_for(process.communicate(f"{pin}\n".encode()), 60)
+    assert process.returncode == 0, err
+    assert json.loads(out)["pin_is_initial"] is False
+    verified = await verify_pin(number[1:], id_number, pin, Actor(Channel.IVR, "cli-check"))
+    assert isinstance(verified, Verified)
+
+
+async def test_simulate_reads_keys_from_standard_input(issue: Issue, database_url: str) -> None:
+    """`simulate --keys -` takes the key groups on standard input: the PIN is changed, the
+    transcript prints each PIN entry as dots and the command line holds no key."""
+    card = await issue()
+    new = make_pin()
+    keys = f"2 2 {card.digits}# 123456# {card.id_number.replace('X', '*')}# {new}# {new}# *"
+    ran = await run_cli(database_url, "simulate", "--keys", "-", stdin=keys + "\n")
+    assert ran.returncode == 0, ran.stderr
+    assert "密码修改成功" in ran.stdout
+    assert "☎ ••••••#" in ran.stdout
+    assert new not in ran.stdout and "123456" not in ran.stdout
+    assert ran.stderr == ""
+    shown = await run_cli(database_url, "cards", "show", card.card_number, "--json")
+    assert json.loads(shown.stdout)["pin_is_initial"] is False
+
+
+async def test_simulate_warns_about_keys_on_the_command_line(db: str) -> None:
+    """Inline keys long enough to be a PIN still run, with a warning naming the safe way."""
+    ran = await run_cli(db, "simulate", "--keys", "2 2 10000009# !")
+    assert ran.returncode == 0, ran.stderr
+    assert "warning: keys on the command line are visible" in ran.stderr
+    assert "--keys -" in ran.stderr
+    quiet = await run_cli(db, "simulate", "--keys", "2 9 !")
+    assert quiet.stderr == ""
