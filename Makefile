@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium fonts-wqy-microhei docker-compose
+# libatomic1: Playwright's bundled Node driver links against it (missing on a minimal Debian).
+APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium fonts-wqy-microhei docker-compose libatomic1
 STAMP := .local/stamps
 
 .PHONY: run test lint typecheck unit e2e browser deps system-deps venv clean bench

@@ -34,6 +34,23 @@ def _free_pair() -> int:
                 continue
 
 
+def process_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes in process group `pgid`: only ours, whatever else runs
+    on the machine (another checkout's servers look the same to pgrep)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it ended while we looked
+        state, _ppid, group = stat.rsplit(")", 1)[1].split()[:3]
+        if int(group) == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 def test_run_serves_a_call_and_stops_cleanly(database_url: str, tmp_path: Path) -> None:
     """Up with demo data, a SIPp call changes demo card A10000001's PIN, SIGTERM stops all."""
     if os.geteuid() != 0:
@@ -51,11 +68,13 @@ def test_run_serves_a_call_and_stops_cleanly(database_url: str, tmp_path: Path) 
     }
     env.pop("IVR_NOW_OVERRIDE", None)
     out = (tmp_path / "stdout").open("w")
+    # A process group of its own: the servers it starts are in it, and nothing else.
     proc = subprocess.Popen(
         [IVR12333, "run", "--sip-port", str(sip_port), "--instance", instance],
         env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 600  # the first run builds Asterisk's root folder
@@ -63,13 +82,16 @@ def test_run_serves_a_call_and_stops_cleanly(database_url: str, tmp_path: Path) 
             assert proc.poll() is None, (tmp_path / "stdout").read_text()
             assert time.monotonic() < deadline, "ivr12333 run did not come up"
             time.sleep(1)
+        started = process_group(proc.pid)
+        assert len(started) >= 4, started  # run, two FastAGI servers, the console
         digits = "".join(c for c in demo.card_number if c.isdigit())
         keys = (
             f"wait:8 2 wait:2 2 wait:2 {digits}# wait:2 123456# wait:2 "
             f"{demo.id_number.replace('X', '*')}# wait:2 258147# wait:2 258147# wait:6"
         )
         call = subprocess.run(
-            [IVR12333, "call", "12333", "--sip-port", str(sip_port), "--keys", keys],
+            [IVR12333, "call", "12333", "--sip-port", str(sip_port), "--keys", "-"],
+            input=keys,
             env=env,
             capture_output=True,
             text=True,
@@ -92,10 +114,10 @@ def test_run_serves_a_call_and_stops_cleanly(database_url: str, tmp_path: Path) 
         code = proc.wait(timeout=90)
     assert code == 0, (tmp_path / "stdout").read_text()
     assert local.status(instance) is None
+    assert process_group(proc.pid) == []
+    assert [pid for pid in started if Path(f"/proc/{pid}").exists()] == []
+    # Asterisk runs in a session of its own; its configuration folder names this instance.
     leftovers = subprocess.run(
-        ["pgrep", "-f", f"ivr12333 (agi|console) serve.*|asterisk-{instance}"],
-        capture_output=True,
-        text=True,
-        check=False,
+        ["pgrep", "-f", f"asterisk-{instance}/"], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout.strip() == ""
