@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import secrets
 import socket
@@ -116,12 +117,18 @@ class Client:
         return response
 
 
+def client_address() -> str:
+    """A client address of its own for each test browser, as colleagues at their own PCs:
+    the per-address login limit then counts one test's wrong passwords, not the run's."""
+    return f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
 @pytest.fixture
 async def client(db: str) -> AsyncIterator[Client]:
     """The console app in this process, on the tests' event loop."""
     from console.app import create_app
 
-    transport = httpx.ASGITransport(app=create_app())
+    transport = httpx.ASGITransport(app=create_app(), client=(client_address(), 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         yield Client(http)
 
@@ -130,16 +137,18 @@ async def client(db: str) -> AsyncIterator[Client]:
 async def open_client(db: str):  # type: ignore[no-untyped-def]
     """More browsers on one console app: `await open_client(address=..., app=...)`.
 
-    Each has its own cookies and comes from the given client address; without `app` they
-    share one app made for the test, as the requests of one running console would.
+    Each has its own cookies and comes from the given client address (else one of its
+    own); without `app` they share one app made for the test, as the requests of one
+    running console would.
     """
     from console.app import create_app
 
     shared = create_app()
     async with contextlib.AsyncExitStack() as stack:
 
-        async def _open(address: str = "127.0.0.1", app: object = None) -> Client:
-            transport = httpx.ASGITransport(app=app or shared, client=(address, 50000))  # type: ignore[arg-type]
+        async def _open(address: str | None = None, app: object = None) -> Client:
+            peer = (address or client_address(), 50000)
+            transport = httpx.ASGITransport(app=app or shared, client=peer)  # type: ignore[arg-type]
             http = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
             return Client(await stack.enter_async_context(http))
 

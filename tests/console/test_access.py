@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.console.conftest import Client
+from tests.console.conftest import Client, client_address
 
 
 async def test_logged_out_user_goes_to_login(client: Client) -> None:
@@ -143,7 +143,9 @@ async def test_unexpected_error_shows_no_stack_trace(make_staff, monkeypatch) ->
         raise RuntimeError("boom")
 
     account = await make_staff("agent")
-    transport = httpx.ASGITransport(app=create_app(), raise_app_exceptions=False)
+    transport = httpx.ASGITransport(
+        app=create_app(), raise_app_exceptions=False, client=(client_address(), 50000)
+    )
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         client = Client(http)
         await client.login(account)

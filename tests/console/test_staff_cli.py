@@ -63,11 +63,11 @@ async def test_set_password_from_stdin_ends_sessions(db: str) -> None:
     from backend.outcomes import Actor, Channel
     from backend.services.staff import create_staff
     from console.app import create_app
-    from tests.console.conftest import Account, Client
+    from tests.console.conftest import Account, Client, client_address
 
     name, first, second = f"agent{secrets.token_hex(3)}", new_password(), new_password()
     await create_staff(name, "李明", Role.AGENT, first, Actor(Channel.OPERATOR, "test"))
-    transport = ASGITransport(app=create_app())
+    transport = ASGITransport(app=create_app(), client=(client_address(), 50000))
     async with AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         browser = Client(http)
         await browser.login(Account(name, first, "agent"))
