@@ -7,7 +7,7 @@ state allows the service, then the audit row."""
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import secrethash
@@ -71,7 +71,11 @@ async def reset_pin(card_number: str, id_number: str, actor: Actor) -> CounterOu
 async def _close_active_report(
     conn: AsyncConnection, card_id: int, status: str, actor: Actor
 ) -> bool:
-    """Close the card's active report as `status`; False when it has none."""
+    """Close the card's active report as `status`; False when it has none.
+
+    The card row is locked first, as every use case touching a card and its reports does
+    (card, then reports), so two of them never wait on each other in a circle."""
+    await conn.execute(select(cards.c.id).where(cards.c.id == card_id).with_for_update())
     await common.lapse_expired_reports(conn, card_id)
     result = await conn.execute(
         update(loss_reports)

@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Row, case, select, update
+from sqlalchemy import ColumnElement, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import secrethash
@@ -69,14 +68,16 @@ class _PinAttempt:
     locked_at: dt.datetime | None
 
 
-async def _reserve_pin_attempt(conn: AsyncConnection, row: Row[Any]) -> _PinAttempt | None:
+async def _reserve_pin_attempt(
+    conn: AsyncConnection, card_id: int, card_number: str
+) -> _PinAttempt | None:
     limit = get_settings().lockout_limit
     counted = cards.c.failed_attempts + 1
     reserved = (
         await conn.execute(
             update(cards)
             .where(
-                cards.c.id == row.id,
+                cards.c.id == card_id,
                 cards.c.status == "active",
                 cards.c.locked.is_(False),
                 cards.c.failed_attempts < limit,
@@ -92,8 +93,8 @@ async def _reserve_pin_attempt(conn: AsyncConnection, row: Row[Any]) -> _PinAtte
     if reserved is None:
         return None
     return _PinAttempt(
-        card_id=row.id,
-        card_number=row.card_number,
+        card_id=card_id,
+        card_number=card_number,
         pin_hash=reserved.pin_hash,
         number=reserved.failed_attempts,
         locked_it=reserved.locked,
@@ -118,7 +119,7 @@ async def _refusal(conn: AsyncConnection, card_id: int) -> NotUsable | Locked:
     return NotUsable() if status == "cancelled" else Locked()
 
 
-def _settle_condition(attempt: _PinAttempt) -> Any:
+def _settle_condition(attempt: _PinAttempt) -> ColumnElement[bool]:
     """The card as the attempt left it: same PIN, active, and not locked by anyone else."""
     own_lock = (
         cards.c.locked.is_(True) & (cards.c.locked_at == attempt.locked_at)
@@ -232,7 +233,7 @@ async def prove_holder(
             await identity.count_failure(conn, held, actor, keyed)
             return NoMatch()
         await identity.give_back(conn, held)
-        attempt = await _reserve_pin_attempt(conn, row)
+        attempt = await _reserve_pin_attempt(conn, row.id, row.card_number)
         if attempt is None:
             refusal = await _refusal(conn, row.id)
             said = "not-usable" if isinstance(refusal, NotUsable) else "locked"

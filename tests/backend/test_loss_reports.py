@@ -366,6 +366,31 @@ async def test_replacement_closes_the_report_and_cancels_the_card(issue: Issue) 
     assert len(await reports_of(card)) == 1
 
 
+async def test_a_replacement_racing_staff_reports(issue: Issue) -> None:
+    """A replacement issued while agents file reports for the same card: no error, the
+    card ends cancelled with its one report replaced, and every agent was told either the
+    existing reference or that the card is no longer usable; no report on a dead card."""
+    card = await _enabled(issue)
+    first = await report_by_phone(card.digits, card.id_number, card.pin, _actor())
+    assert isinstance(first, LossReported)
+    clerk = _actor(Channel.COUNTER)
+    agents = [
+        report_loss_by_staff(card.card_number, card.id_number, _actor(Channel.AGENT))
+        for _ in range(15)
+    ]
+    done, *answers = await asyncio.gather(
+        issue_replacement(card.card_number, card.id_number, clerk), *agents
+    )
+    assert isinstance(done, Done) and done.card.cancelled
+    for answer in answers:
+        assert answer == NotUsable() or (
+            isinstance(answer, LossReported) and answer.reference == first.reference
+        )
+    assert [(r.reference, r.status) for r in await reports_of(card)] == [
+        (first.reference, "replaced")
+    ]
+
+
 async def test_replacement_needs_an_active_report(issue: Issue) -> None:
     """Without an active report no replacement is issued and the card stays active."""
     card = await issue()
