@@ -12,7 +12,6 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Row, delete, select, update
@@ -67,10 +66,15 @@ def actor_for(username: str, role: Role) -> Actor:
     return Actor(_CHANNEL[role], f"staff:{username}")
 
 
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    # Made once, in the caller's thread; only unknown usernames are checked against it.
-    return secrethash.hash_password_sync("not-a-real-password")
+_dummy: list[str] = []
+
+
+async def _dummy_hash() -> str:
+    """A hash with the current cost that only unknown usernames are checked against; made
+    once per process on the hash pool, so the event loop never computes it."""
+    if not _dummy:
+        _dummy.append(await secrethash.hash_password("not-a-real-password"))
+    return _dummy[0]
 
 
 def check_username(text: str) -> str:
@@ -150,7 +154,7 @@ async def authenticate(username: str, password: str) -> StaffView | None:
         row = (await conn.execute(select(staff).where(staff.c.username == name))).first()
     if row is None:
         # As slow as a real check, so timing does not tell which usernames exist.
-        await secrethash.password_matches(_dummy_hash(), password)
+        await secrethash.password_matches(await _dummy_hash(), password)
         await common.audit_alone(Actor(Channel.OPERATOR, "console"), "login", "unknown-user", None)
         return None
     view = staff_view(row)

@@ -18,6 +18,7 @@ from backend.services.cards import card_status
 from backend.services.handoffs import record_handoff
 from backend.services.staff import deactivate_staff, set_password
 from console.app import create_app
+from console.config import get_console_settings
 from tests.console.conftest import Account, Client, MakeStaff, new_password, staff_id_of
 from tests.console.test_agent import new_call_id
 
@@ -252,3 +253,25 @@ async def test_two_console_processes_share_sessions_and_tokens(
     assert done.status_code == 200 and "密码已重置为初始密码" in done.text
     await on_b.post("/logout", {})
     assert not await _is_in(on_a, "/counter")
+
+
+async def test_password_page_limits_guesses_of_the_current_password(
+    open_client: Open, make_staff: MakeStaff
+) -> None:
+    """Someone at an unlocked PC cannot guess the current password: after the limit of
+    wrong ones even the right one is refused for a while, and nothing changed."""
+    clerk: Account = await make_staff("clerk")
+    browser = await open_client()
+    await browser.login(clerk)
+    await browser.get("/password")
+    fresh = new_password()
+    limit = get_console_settings().login_attempts
+    for _ in range(limit):
+        form = {"current": "guess-" + new_password(), "new": fresh, "again": fresh}
+        assert (await browser.post("/password", form)).status_code == 400
+    right = {"current": clerk.password, "new": fresh, "again": fresh}
+    paused = await browser.post("/password", right)
+    assert paused.status_code == 429 and "输错次数过多" in paused.text
+    assert await _is_in(browser, "/counter")
+    other = await open_client()
+    await other.login(clerk)
