@@ -256,3 +256,18 @@ async def test_refused_counter_services_change_nothing(issue: Issue) -> None:
     assert await unlock(card.card_number, card.id_number, clerk) == TooManyTries(Paused.STAFF)
     done = await unlock(card.card_number, card.id_number, _staff(Channel.COUNTER))
     assert isinstance(done, Done) and not done.card.locked
+
+
+async def test_the_limits_are_settings(issue: Issue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """IVR_IDENTITY_CARD_LIMIT=2: the third wrong ID number for a card is refused."""
+    monkeypatch.setenv("IVR_IDENTITY_CARD_LIMIT", "2")
+    reset_settings()
+    try:
+        card = await issue()
+        answers = [
+            await verify_pin(card.digits, make_id_number(), "123456", _call()) for _ in range(3)
+        ]
+        assert answers == [NoMatch(), NoMatch(), TooManyTries(Paused.CARD)]
+    finally:
+        monkeypatch.undo()
+        reset_settings()
