@@ -10,7 +10,8 @@
    refuses the reservation are answered here, without any argon2 work.
 2. argon2 checks the PIN, outside any transaction. Only reserved guesses get here, so at
    most `lockout_limit` guesses are hashed between two successes, however many arrive
-   at once; a crash or hang-up now leaves the attempt counted.
+   at once; a crash or hang-up now leaves the attempt counted. A check refused at once
+   because hashing is busy gives its attempt back: nothing was checked.
 3. One transaction settles the guess. A right PIN gives its attempt back with a
    conditional UPDATE `WHERE id AND pin_hash = <hash checked> AND status = 'active'` that
    resets the count, and clears a lock only when its own reservation set it. A wrong PIN
@@ -144,6 +145,16 @@ async def _settle_success(conn: AsyncConnection, attempt: _PinAttempt) -> bool:
     return settled.first() is not None
 
 
+async def _give_back_unchecked(attempt: _PinAttempt) -> None:
+    """Undo a reservation whose PIN was never checked, if the card is as it left it."""
+    async with common.transaction() as conn:
+        await conn.execute(
+            update(cards)
+            .where(_settle_condition(attempt), cards.c.failed_attempts > 0)
+            .values(failed_attempts=cards.c.failed_attempts - 1, locked=False, locked_at=None)
+        )
+
+
 async def _judge(
     conn: AsyncConnection, attempt: _PinAttempt
 ) -> tuple[WrongPin | Locked | NotUsable, str, dict[str, int]] | None:
@@ -239,7 +250,12 @@ async def prove_holder(
             said = "not-usable" if isinstance(refusal, NotUsable) else "locked"
             await common.audit(conn, actor, action, said, mask_card(row.card_number))
             return refusal
-    right = await secrethash.pin_matches(attempt.pin_hash, pin)
+    try:
+        right = await secrethash.pin_matches(attempt.pin_hash, pin)
+    except secrethash.HashingBusy:
+        # Refused before any hashing: the guess was not checked, so it does not count.
+        await _give_back_unchecked(attempt)
+        raise
     return await _settle(attempt, right, actor, action)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from backend import secrethash
 from backend.db.engine import get_engine
+from backend.errors import ServiceUnavailable
 from backend.outcomes import Actor, Channel, Locked, NoMatch, Verified, WrongPin
 from backend.services.verify import verify_pin
 from backend.settings import get_settings
@@ -174,3 +175,26 @@ async def test_no_match_never_hashes(issue: Issue, hashes: HashCount) -> None:
     assert await verify_pin(card.digits, make_id_number(), "123456", _call()) == NoMatch()
     assert await verify_pin("87654321", card.id_number, "123456", _call()) == NoMatch()
     assert hashes.calls == 0
+
+
+async def test_a_guess_refused_by_busy_hashing_does_not_count(
+    issue: Issue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the hashing queue is full the guess is refused unchecked (ServiceUnavailable)
+    and its reserved attempt given back, even the one that would have locked the card."""
+    limit = get_settings().lockout_limit
+    card = await issue(pin=make_pin())
+    wrong = _wrong_pin_for(card)
+    for _ in range(limit - 1):
+        await verify_pin(card.digits, card.id_number, wrong, _call())
+
+    async def busy(stored: str, pin: str) -> bool:
+        raise secrethash.HashingBusy("pin hashing is busy; try again shortly")
+
+    monkeypatch.setattr(secrethash, "pin_matches", busy)
+    with pytest.raises(ServiceUnavailable):
+        await verify_pin(card.digits, card.id_number, card.pin, _call())
+    row = await card_row(card.card_number)
+    assert (row.failed_attempts, row.locked) == (limit - 1, False)
+    monkeypatch.undo()
+    assert isinstance(await verify_pin(card.digits, card.id_number, card.pin, _call()), Verified)
