@@ -31,7 +31,7 @@ ENV_EXAMPLE = DOCKER / ".env.example"
 DOCKERFILES = ("app.Dockerfile", "asterisk.Dockerfile")
 SERVICES = {"postgres", "migrate", "agi1", "agi2", "console", "asterisk"}
 LONG_RUNNING = SERVICES - {"migrate"}
-SECRETS = ("POSTGRES_PASSWORD", "IVR_PIN_PEPPER", "IVR_CONSOLE_SECRET")
+SECRETS = ("POSTGRES_PASSWORD", "IVR_PIN_PEPPER")
 SHARED_START = "# --- shared build stage"
 SHARED_END = "# --- end of shared build stage"
 # The containers' own network namespace: published to nothing but the compose network.
