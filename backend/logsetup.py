@@ -11,6 +11,7 @@ from safe parts only declare `message_is_safe = True`; database errors add their
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from collections.abc import Mapping, MutableMapping
@@ -166,6 +167,28 @@ class _Tee:
             stream.flush()
 
 
+class _LibraryRecords(logging.Handler):
+    """Warnings and errors of libraries (asyncio, SQLAlchemy, Alembic) through the same
+    processors: one JSON line each, the exception by type and place only, and only the
+    first line of the message (asyncio appends reprs of tasks, which show exception
+    arguments)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lines = record.getMessage().splitlines()
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info and record.exc_info[1] is not None:
+                fields["exc_info"] = record.exc_info[1]
+            structlog.get_logger(record.name).log(
+                record.levelno, lines[0] if lines else "", **fields
+            )
+        except Exception:
+            self.handleError(record)
+
+
+_library_handler = _LibraryRecords(logging.WARNING)
+
+
 def configure_logging(
     level: str = "info", log_file: Path | None = None, stderr: bool = True
 ) -> None:
@@ -186,6 +209,9 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(_Tee(streams)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+    root = logging.getLogger()
+    if _library_handler not in root.handlers:
+        root.addHandler(_library_handler)
 
 
 def configure_from_settings() -> None:

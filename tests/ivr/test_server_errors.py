@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import tracemalloc
 import types
 from collections.abc import Callable, Iterator
@@ -280,3 +281,27 @@ async def test_log_lines_carry_the_call_id_unmasked(line: Line, log_file: Path) 
     assert keyed["call_id"] == call_id
     assert keyed["card"] == "*****9495"
     assert {e["call_id"] for e in events if "call_id" in e} == {call_id}
+
+
+def test_library_records_render_no_exception_values(tmp_path: Path) -> None:
+    """A library's error record (asyncio's, with a task's repr after its first line) goes
+    to the same log without the exception's arguments."""
+    secret = "517382"
+    USED_SECRETS.add(secret)
+    saved = structlog.get_config()
+    path = tmp_path / "app.log"
+    configure_logging("info", path, stderr=False)
+    try:
+        try:
+            raise ValueError(secret)
+        except ValueError as exc:
+            logging.getLogger("asyncio").error(
+                "Task exception was never retrieved\nfuture: <Task exception=%r>", exc, exc_info=exc
+            )
+    finally:
+        structlog.configure(**saved)
+    (event,) = [json.loads(line) for line in read(path).splitlines()]
+    assert event["event"] == "Task exception was never retrieved"
+    assert event["logger"] == "asyncio" and event["level"] == "error"
+    assert "ValueError (message withheld)" in event["exception"]
+    assert secret not in read(path)
