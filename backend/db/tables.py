@@ -140,9 +140,9 @@ attempt_counters = Table(
     Column("key", Text, nullable=False),
     Column("failures", Integer, nullable=False),
     Column("window_started", DateTime(timezone=True), nullable=False),
-    Column("alarmed", Boolean, nullable=False, server_default=text("false")),
     PrimaryKeyConstraint("scope", "key"),
     CheckConstraint("failures >= 0", name="attempt_counters_failures_check"),
+    Index("attempt_counters_window", "window_started"),
 )
 
 # The staff console's own state, shared by every console process through the database.

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, case, literal, update
+from sqlalchemy import ColumnElement, case, delete, literal, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,12 +26,19 @@ from backend.db.tables import attempt_counters
 from backend.services import common
 from backend.settings import get_settings
 
+# The longest window any limit may have: rows whose window ended before this are dead.
+MAX_WINDOW = dt.timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class Limit:
     scope: str
     attempts: int
     window: dt.timedelta
+
+    def __post_init__(self) -> None:
+        if not dt.timedelta(0) < self.window <= MAX_WINDOW or self.attempts < 1:
+            raise ValueError(f"limit {self.scope}: 1+ attempts in a window of at most a day")
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,15 @@ async def reserve(conn: AsyncConnection, limit: Limit, value: str) -> Reservatio
 
 
 async def give_back(conn: AsyncConnection, reservation: Reservation) -> None:
-    """The reserved attempt succeeded: it no longer counts."""
+    """The reserved attempt succeeded: it no longer counts.
+
+    Successes are also where dead rows go: a counter whose window ended more than
+    `MAX_WINDOW` ago limits nothing, so keys an attacker made up do not pile up for ever."""
+    await conn.execute(
+        delete(attempt_counters).where(
+            attempt_counters.c.window_started < common.dt_now_sql() - literal(2 * MAX_WINDOW)
+        )
+    )
     await conn.execute(
         update(attempt_counters)
         .where(

@@ -6,10 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, select
 from sqlalchemy.dialects.postgresql import insert
 
-from backend.db.tables import audit_events, handoffs
+from backend.db.tables import handoffs
 from backend.errors import InvalidInput
 from backend.masking import scrub
 from backend.outcomes import Actor, Channel
@@ -86,8 +86,8 @@ async def recent_handoffs(limit: int = 20) -> list[HandoffView]:
     return [_view(row) for row in rows]
 
 
-# Holder checks made during a call are audited with the call id; a call's failed checks are
-# counted from the audit trail, which is the record of them anyway.
+# Holder checks made during a call are audited with the call id (the limit on them is an
+# attempt counter, reserved before each check).
 CALL_CHECK = "call-check"
 CALL_CHECK_FAILED = "no-match"
 
@@ -96,19 +96,3 @@ async def audit_call(
     actor: Actor, action: str, outcome: str, card_masked: str | None, call_id: str, **detail: Any
 ) -> None:
     await common.audit_alone(actor, action, outcome, card_masked, call_id=call_id, **detail)
-
-
-async def failed_checks(call_id: str) -> int:
-    async with common.transaction() as conn:
-        count = (
-            await conn.execute(
-                select(func.count())
-                .select_from(audit_events)
-                .where(
-                    audit_events.c.action == CALL_CHECK,
-                    audit_events.c.outcome == CALL_CHECK_FAILED,
-                    audit_events.c.detail["call_id"].astext == call_id,
-                )
-            )
-        ).scalar_one()
-    return int(count)

@@ -22,10 +22,10 @@ def upgrade() -> None:
         sa.Column("key", sa.Text(), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("window_started", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("alarmed", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.CheckConstraint("failures >= 0", name="attempt_counters_failures_check"),
         sa.PrimaryKeyConstraint("scope", "key"),
     )
+    op.create_index("attempt_counters_window", "attempt_counters", ["window_started"])
 
     # Console: server-side sessions, pending confirmations, trusted login devices.
     op.create_table(
