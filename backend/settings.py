@@ -62,7 +62,8 @@ class Settings(BaseSettings):
 
     env: Literal["dev", "test", "prod"] = "dev"
     # Unset: the project's own local cluster under `data_dir`.
-    database_url: str | None = None
+    # May carry a password: kept out of the settings' repr (and so out of logs and errors).
+    database_url: str | None = Field(default=None, repr=False)
     data_dir: Path = PROJECT_ROOT / ".local"
     pg_port: int = 54333
     # Production sets one of these (the file: e.g. a container secret). Unset outside

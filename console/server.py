@@ -17,6 +17,9 @@ def serve(host: str, port: int) -> None:
         host=host,
         port=port,
         access_log=False,
+        # uvicorn's own handlers would print an exception's message and traceback as they
+        # are; without a config its loggers reach the application's masked JSON log.
+        log_config=None,
         log_level="warning",
         proxy_headers=False,
         server_header=False,
