@@ -30,6 +30,12 @@ browser: deps
 bench: deps
 	$(BIN)/python -m bench.agi_load
 
+# `make test` in a container of a pristine Debian 12, on the committed tree (podman; see
+# "A fresh Debian 12 in a container" in docker/README.md). Needs no .venv here.
+.PHONY: fresh-test
+fresh-test:
+	docker/fresh-test.sh
+
 deps: system-deps venv
 
 # apt only when something is missing, so a second run costs nothing.
