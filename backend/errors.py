@@ -24,4 +24,8 @@ class UnknownCard(BackendError):
 
 
 class ServiceUnavailable(BackendError):
-    """The database could not be reached or failed; nothing was changed."""
+    """The database could not be reached, did not answer in time, or failed: the step was
+    not done (or, failing during its commit, not confirmed). Raised with nothing chained
+    and a message of fixed words, never a statement or a value."""
+
+    message_is_safe = True

@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, repr=False)
     data_dir: Path = PROJECT_ROOT / ".local"
     pg_port: int = 54333
+    # How long one backend step may keep a caller waiting on the database (backend.db.engine):
+    # the whole transaction, pool checkout and connecting included; the parts stay below it.
+    db_step_seconds: float = Field(default=2.5, gt=0, le=60)
+    db_connect_seconds: float = Field(default=1.5, gt=0, le=60)
+    db_pool_wait_seconds: float = Field(default=1.5, gt=0, le=60)
+    db_statement_timeout_ms: int = Field(default=2000, ge=100, le=600_000)
+    db_lock_timeout_ms: int = Field(default=1000, ge=50, le=600_000)
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    db_pool_overflow: int = Field(default=20, ge=0, le=500)
+    # After a failed connection attempt, steps fail at once for this long (doubling while
+    # probes keep failing, up to the maximum; with jitter), and one probe at a time retries.
+    db_retry_seconds: float = Field(default=0.5, gt=0, le=60)
+    db_retry_max_seconds: float = Field(default=4.0, gt=0, le=300)
     # Production sets one of these (the file: e.g. a container secret). Unset outside
     # production, the install's own random pepper is made once under `data_dir`.
     pin_pepper: SecretStr | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -66,8 +66,16 @@ async def _login_required(request: Request, _exc: Exception) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
+async def _staff_if_known(request: Request) -> None:
+    """Look the staff member up for an error page's header, unless the database is out:
+    the page is shown either way."""
+    with contextlib.suppress(ServiceUnavailable):
+        await current_staff(request)
+
+
 async def _wrong_role(request: Request, _exc: Exception) -> Response:
-    found = await current_staff(request)
+    await _staff_if_known(request)
+    found = getattr(request.state, "staff", None)
     role = ROLE_NAMES.get(str(found.role), "") if found else ""
     log.warning("wrong_role", path=request.url.path)
     message = f"您的角色（{role}）无权使用此页面。" if role else "您无权使用此页面。"
@@ -77,17 +85,21 @@ async def _wrong_role(request: Request, _exc: Exception) -> Response:
 async def _csrf_refused(request: Request, _exc: Exception) -> Response:
     log.warning("csrf_refused", path=request.url.path)
     message = "请求无效或页面已过期（缺少安全校验码）。请返回页面刷新后重新操作。"
-    await current_staff(request)
+    await _staff_if_known(request)
     return render(request, "error.html", {"title": "请求被拒绝", "message": message}, 403)
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
-    log.error("service_unavailable", error=type(exc).__name__, path=request.url.path)
-    return render(request, "error.html", {"title": "系统暂时不可用", "message": UNAVAILABLE}, 503)
+    # Expected during a database outage: a warning, no traceback, a page that says so.
+    log.warning("service_unavailable", reason=str(exc), path=request.url.path)
+    context = {"title": "系统暂时不可用", "message": UNAVAILABLE}
+    response = render(request, "error.html", context, 503)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 async def _bad_request(request: Request, _exc: Exception) -> Response:
-    await current_staff(request)
+    await _staff_if_known(request)
     message = "请求内容不完整或格式不正确，请返回页面重新填写。"
     return render(request, "error.html", {"title": "请求有误", "message": message}, 400)
 
@@ -96,7 +108,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
     titles = {404: "页面不存在", 405: "不支持的请求方式"}
     title = titles.get(status, "请求未能完成")
-    await current_staff(request)
+    await _staff_if_known(request)
     return render(request, "error.html", {"title": title, "message": title}, status)
 
 
@@ -117,10 +129,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(WrongRole, _wrong_role)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
+    # Every database step (the session's included) fails as ServiceUnavailable.
     app.add_exception_handler(ServiceUnavailable, _unavailable)
-    # Reads outside the backend's transactions fail with the driver's errors: same page.
-    app.add_exception_handler(DBAPIError, _unavailable)
-    app.add_exception_handler(OSError, _unavailable)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _server_error)

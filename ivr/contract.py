@@ -17,6 +17,13 @@ SCRIPT_REPORT_LOSS: Final = "report-loss"
 VAR_NEXT: Final = "IVR_NEXT"
 NEXT_AGENT: Final = "agent"  # go to the agent queue
 NEXT_HANGUP: Final = "hangup"  # the handler said goodbye already
+# The handler could not serve the caller: the card service (the database) failed or did
+# not answer in time, or the handler itself failed. The handler says nothing about it and
+# returns at once; the dialplan apologises, once, and its fallback decides: the agent
+# queue in office hours, else the hours and a goodbye. The same apology and fallback
+# follow when no FastAGI server takes the call or the handler returns without IVR_NEXT
+# (its server died), so a caller never hears two apologies, whoever failed.
+NEXT_UNAVAILABLE: Final = "unavailable"
 
 # The agent's screen: why the caller wants an agent, which card (masked), which call.
 VAR_AGENT_REASON: Final = "IVR_AGENT_REASON"
@@ -30,6 +37,8 @@ REASON_RETRIES_EXHAUSTED: Final = "retries-exhausted"
 REASON_CARD_LOCKED: Final = "card-locked"
 # Set by the dialplan itself when no FastAGI server could take the call.
 REASON_IVR_UNAVAILABLE: Final = "ivr-unavailable"
+# Set by the handler with NEXT_UNAVAILABLE: the self-service could not reach the card service.
+REASON_SERVICE_UNAVAILABLE: Final = "service-unavailable"
 
 # Prompt folder inside Asterisk's sounds/zh/.
 SOUNDS_SUBDIR: Final = "ivr12333"

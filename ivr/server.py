@@ -2,10 +2,13 @@
 
 Each connection: read the `agi_*` environment under a time limit, look the script up in the
 table, run its flow in a greenlet over pyst2 (`ivr.agi`). A hang-up ends the flow with one
-log line; an unexpected error is logged, recorded in `errors` (tests assert it stays empty;
-words only, a bounded number) and the caller hears "system-error" before the dialplan takes
-over. `drain()` stops taking calls, lets calls in progress finish for a while, then says
-goodbye to the rest.
+log line. A flow that cannot go on hands the call back to the dialplan with
+IVR_NEXT=unavailable and says nothing itself: the dialplan apologises once and takes its
+fallback (ivr/contract.py). That is the one exit for the card service being unavailable
+(`ServiceUnavailable`, expected during a database outage: one warning line, not a server
+error) and for an unexpected error (logged with its traceback and recorded in `errors`,
+which tests assert stays empty; words only, a bounded number). `drain()` stops taking
+calls, lets calls in progress finish for a while, then says goodbye to the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from backend.errors import ServiceUnavailable
 from backend.logsetup import describe_exception, exception_type, forget_frames
 from ivr.agi.bridge import run_in_greenlet
 from ivr.agi.channel import AgiChannel, QuietAGI
@@ -28,6 +32,13 @@ from ivr.agi.env import call_info, clean_text, mask_phone, read_env
 from ivr.agi.errors import AgiProtocolError, CallEnding, CallerHungUp
 from ivr.agi.streams import LineReader, LineWriter
 from ivr.caller import Caller, Timeouts, sound
+from ivr.contract import (
+    NEXT_UNAVAILABLE,
+    REASON_SERVICE_UNAVAILABLE,
+    VAR_AGENT_REASON,
+    VAR_CALL_ID,
+    VAR_NEXT,
+)
 
 log = structlog.get_logger("ivr.server")
 
@@ -217,11 +228,22 @@ class AgiServer:
         except CallEnding:
             log.info("call.ended_by_shutdown", at=channel.last_step, seconds=seconds())
             _farewell(channel, "goodbye", hang_up=True)
+        except ServiceUnavailable as exc:
+            # Expected while the database is down or hung: the call id and the flow's step
+            # come with the log context; no traceback, and not a server error.
+            log.warning(
+                "call.service_unavailable",
+                at=channel.last_step,
+                kind=exception_type(exc),
+                reason=str(exc),
+                seconds=seconds(),
+            )
+            forget_frames(exc)
+            _to_dialplan(channel, caller, REASON_SERVICE_UNAVAILABLE)
         except Exception as exc:
             log.exception("call.failed", at=channel.last_step, seconds=seconds())
             self._keep(exc, channel.last_step)
-            # No hang-up: the dialplan sees no IVR_NEXT and takes its fallback (an agent).
-            _farewell(channel, "system-error", hang_up=False)
+            _to_dialplan(channel, caller, None)
         else:
             log.info("call.completed", at=channel.last_step, seconds=seconds())
 
@@ -235,6 +257,21 @@ def _farewell(channel: AgiChannel, prompt_id: str, *, hang_up: bool) -> None:
         channel.stream_file(sound(prompt_id))
         if hang_up:
             channel.hangup()
+    except (CallerHungUp, AgiProtocolError, CallEnding):
+        pass
+
+
+def _to_dialplan(channel: AgiChannel, caller: Caller, reason: str | None) -> None:
+    """Return the call to the dialplan's apology and fallback, saying nothing here (one
+    apology, the dialplan's); never raises. Without a reason the dialplan gives its own."""
+    if channel.hung_up:
+        return
+    channel.limit_reply_wait(FAREWELL_REPLY_TIMEOUT)
+    try:
+        if reason is not None:
+            channel.set_variable(VAR_AGENT_REASON, reason)
+        channel.set_variable(VAR_CALL_ID, caller.info.call_id)
+        channel.set_variable(VAR_NEXT, NEXT_UNAVAILABLE)
     except (CallerHungUp, AgiProtocolError, CallEnding):
         pass
 

@@ -30,6 +30,15 @@ os.environ["IVR_LOG_FILE"] = str(APP_LOG)
 os.environ["IVR_PIN_PEPPER"] = secrets.token_urlsafe(32)
 os.environ.pop("IVR_PIN_PEPPER_FILE", None)
 os.environ.pop("IVR_DATABASE_URL", None)
+# The suite runs hundreds of concurrent steps on one card on a shared 2-core machine, so
+# its database waits are generous; tests/faults runs on the service's own bounds.
+SUITE_DB_BOUNDS = {
+    "IVR_DB_STEP_SECONDS": "60",
+    "IVR_DB_POOL_WAIT_SECONDS": "30",
+    "IVR_DB_STATEMENT_TIMEOUT_MS": "30000",
+    "IVR_DB_LOCK_TIMEOUT_MS": "30000",
+}
+os.environ.update(SUITE_DB_BOUNDS)
 
 from backend import idnumber  # noqa: E402
 from backend.pgcluster import LocalCluster  # noqa: E402
@@ -72,6 +81,7 @@ def _remove_finished_runs() -> None:
         pid = folder.name.removeprefix("run-")
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             LocalCluster(folder / "pg", 54334).stop()
+            LocalCluster(folder / "faults" / "pg", 54336).stop()  # tests/faults' own
             shutil.rmtree(folder, ignore_errors=True)
 
 

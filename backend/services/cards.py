@@ -76,7 +76,7 @@ async def issue_card(
 
 async def card_status(card_number: str) -> CardView:
     number = common.normalise_card_number(card_number)
-    async with common.engine().connect() as conn:
+    async with common.transaction() as conn:
         row = await common.find_by_number(conn, number)
     if row is None:
         raise UnknownCard(f"no card {mask_card(number)}")

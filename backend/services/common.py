@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 from sqlalchemy import DateTime, Row, and_, insert, literal, select, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import idnumber
-from backend.db.engine import get_engine
+from backend.db.engine import ConnectGate, get_engine, get_gate
 from backend.db.tables import audit_events, cardholders, cards, loss_reports
 from backend.errors import InvalidInput, ServiceUnavailable
 from backend.masking import mask_card
@@ -22,6 +25,7 @@ from backend.outcomes import Actor, CardState, CardView, LossReportView
 from backend.settings import get_settings
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 _CARD_NUMBER = re.compile(r"[A-Z]{0,2}\d{8,9}", re.ASCII)
 _CARD_DIGITS = re.compile(r"\d{8,9}", re.ASCII)
@@ -60,23 +64,96 @@ class IdHash(str):
     expected (`identity.find_holder`): the console's confirmation step keeps only the hash."""
 
 
-def engine() -> AsyncEngine:
-    return get_engine()
+# The driver's and the pool's ways of failing. Anything else (a bug) goes on as it is.
+_DATABASE_ERRORS = (DBAPIError, PendingRollbackError, SATimeoutError, OSError, TimeoutError)
+
+
+def _unavailable(message: str) -> NoReturn:
+    """Raise ServiceUnavailable with nothing chained to it: the driver's error, which names
+    the statement, stays behind."""
+    try:
+        raise ServiceUnavailable(message)
+    except ServiceUnavailable as exc:
+        exc.__context__ = None
+        raise
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, SATimeoutError):
+        return "no free connection"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OSError):
+        return "cannot connect"
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in ("57014", "55P03"):  # statement or lock timeout
+        return "no answer in time"
+    if getattr(exc, "connection_invalidated", False):
+        return "connection lost"
+    return "database error"
+
+
+async def _connect(gate: ConnectGate, probe: bool) -> AsyncConnection:
+    """A pooled connection (pinged, or a new one), with the gate told how it went."""
+    conn = get_engine().connect()
+    try:
+        await conn.start()
+    except SATimeoutError:
+        gate.released(probe)  # every connection busy: the database itself answers
+        raise
+    except Exception:
+        gate.failed(probe)
+        raise
+    except BaseException:
+        gate.released(probe)
+        raise
+    gate.connected(probe)
+    return conn
 
 
 @asynccontextmanager
 async def transaction() -> AsyncIterator[AsyncConnection]:
-    """One transaction: committed when the block ends, rolled back on any exception."""
+    """One transaction: committed when the block ends, rolled back on any exception.
+
+    The one way to the database for every use case, reads included. The whole step, pool
+    checkout and connecting included, takes at most `db_step_seconds`; whatever goes wrong
+    on the way (refused, down, connection killed, no free connection, statement or lock
+    timeout) comes out as ServiceUnavailable, with no SQL and no values in it. While the
+    database cannot be reached, steps fail at once (backend.db.engine.ConnectGate).
+    """
+    gate = get_gate()
+    probe = gate.admit()
+    if probe is None:
+        log.info("database_step_refused", reason="unreachable, retrying shortly")
+        _unavailable("the card service cannot be reached just now")
+    started = time.monotonic()
+    why = ""
     try:
-        async with engine().begin() as conn:
-            yield conn
-    except (OperationalError, InterfaceError, OSError) as exc:
-        log.error("database_unavailable", error=type(exc).__name__)
-        raise ServiceUnavailable("the card service is unavailable; nothing was changed") from None
-    except DBAPIError as exc:
-        # Bound values never reach this text: only the error class is logged.
-        log.error("database_error", error=type(exc.orig).__name__ if exc.orig else "unknown")
-        raise ServiceUnavailable("the card service failed; nothing was changed") from None
+        async with asyncio.timeout(get_settings().db_step_seconds):
+            conn = await _connect(gate, probe)
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                await conn.close()
+        return
+    except _DATABASE_ERRORS as exc:
+        why = _why(exc)
+    # Raised here, outside the handler, so that nothing is chained to it.
+    seconds = round(time.monotonic() - started, 3)
+    log.info("database_step_failed", reason=why, seconds=seconds)
+    _unavailable(f"the card service failed: {why}")
+
+
+async def best_effort(step: Awaitable[T], what: str) -> T | None:
+    """A write the caller must not wait for or lose their way over (a hand-off note, a
+    hang-up record): bounded like every step; if the database fails, logged and None."""
+    try:
+        return await step
+    except ServiceUnavailable as exc:
+        log.warning("not_recorded", what=what, reason=str(exc))
+        return None
 
 
 async def audit(

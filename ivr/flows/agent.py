@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from backend.officehours import OfficeHours, current_time
+from ivr.agi.bridge import await_
 from ivr.contract import NEXT_AGENT, VAR_AGENT_REASON, VAR_CALL_ID, VAR_CARD_MASKED, VAR_NEXT
 from ivr.flows.common import Call, CallOver
 
@@ -12,7 +13,8 @@ def agents_open() -> bool:
 
 
 def hand_over(call: Call, reason: str) -> None:
-    """In office hours: note the hand-off and send the call to the queue (ends the flow).
+    """In office hours: note the hand-off (if the database lets us, within its usual
+    bound) and send the call to the queue (ends the flow).
 
     Out of hours: tell the caller the agents' hours and return, so the flow can offer
     self-service again."""
@@ -20,11 +22,19 @@ def hand_over(call: Call, reason: str) -> None:
         call.at("agent-closed")
         call.caller.play("agent-hours")
         return
+    from backend.services.common import best_effort
     from backend.services.handoffs import record_handoff
 
     call.at("agent")
     info = call.caller.info
-    call.backend(record_handoff(info.call_id, reason, call.card_masked, info.caller_number))
+    # Best effort: the caller reaches the queue even while the database is down; the
+    # agent's phone still shows reason, card and call id from the variables below.
+    await_(
+        best_effort(
+            record_handoff(info.call_id, reason, call.card_masked, info.caller_number),
+            "handoff",
+        )
+    )
     call.caller.set_variable(VAR_AGENT_REASON, reason)
     call.caller.set_variable(VAR_CARD_MASKED, call.card_masked or "")
     call.caller.set_variable(VAR_CALL_ID, info.call_id)

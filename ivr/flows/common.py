@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 import structlog
 
 from backend import idnumber
-from backend.errors import BackendError
 from backend.masking import mask_card
 from backend.outcomes import (
     Actor,
@@ -59,17 +58,15 @@ class Call:
 
     def at(self, step: str) -> None:
         self.step = step
+        # Every later line of the call names its step, the server's last one included.
+        structlog.contextvars.bind_contextvars(step=step)
         log.info("step", step=step)
 
     def backend(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a backend use case; if the service fails, apologise and end the call."""
-        try:
-            return await_(coro)
-        except BackendError as exc:
-            log.error("backend_failed", step=self.step, error=type(exc).__name__)
-            self.caller.play("system-error")
-            self.goodbye()
-            raise CallOver from None
+        """Run a backend use case. ServiceUnavailable (the database down, hung or busy)
+        goes on to the server's one exit for it (ivr.server): the caller hears the
+        dialplan's one apology and its fallback."""
+        return await_(coro)
 
     def goodbye(self) -> None:
         self.caller.play("goodbye")

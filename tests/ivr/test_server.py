@@ -61,7 +61,8 @@ async def test_malformed_script_name(line: Line) -> None:
 
 
 async def test_unexpected_exception(line: Line) -> None:
-    """A flow's bug is logged and recorded; the caller hears system-error, the dialplan goes on."""
+    """A flow's bug is logged and recorded; the handler says nothing more and hands the call
+    to the dialplan's one apology and fallback (IVR_NEXT=unavailable)."""
 
     def broken(caller: Caller) -> None:
         caller.play("welcome")
@@ -69,8 +70,9 @@ async def test_unexpected_exception(line: Line) -> None:
 
     with capture_logs() as logs:
         transcript = await line.call(broken, [])
-    assert transcript.heard == ["welcome", "system-error"]
+    assert transcript.heard == ["welcome"]
     assert transcript.ended == "agi-returned"
+    assert transcript.variables["IVR_NEXT"] == "unavailable"
     assert [e.kind for e in line.server.errors] == ["KeyError"]
     (failed,) = [entry for entry in logs if entry["event"] == "call.failed"]
     assert failed["exc_info"] is True
