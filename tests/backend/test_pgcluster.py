@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,9 +179,23 @@ def _old_style_cluster(data_dir: Path, port: int) -> LocalCluster:
     return cluster
 
 
-def test_db_start_secures_an_old_trust_cluster(scratch: Path) -> None:
+@pytest.fixture
+def open_scratch() -> Iterator[Path]:
+    """Like `scratch`, but where every user can reach it (under /tmp): an old-style cluster
+    must first be shown open to `nobody`, wherever the project itself lives (a checkout
+    in a closed home folder, for one)."""
+    folder = Path(tempfile.mkdtemp(prefix="ivr12333-oldpg-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    for data in folder.rglob("PG_VERSION"):
+        LocalCluster(data.parent.parent, 0).stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_db_start_secures_an_old_trust_cluster(open_scratch: Path) -> None:
     """`ivr12333 db start` on a cluster made with trust: afterwards other users are
     refused, the data is still there and the application connects with its password."""
+    scratch = open_scratch
     cluster = _old_style_cluster(scratch, 54336)
     env = {k: v for k, v in os.environ.items() if k != "IVR_DATABASE_URL"}
     env |= {"IVR_DATA_DIR": str(scratch), "IVR_PG_PORT": "54336"}
