@@ -23,8 +23,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from backend.settings import get_settings
@@ -95,6 +97,13 @@ class ConnectGate:
             self._probing = False
 
 
+def _drop_at_once(dbapi_connection: Any, _record: Any, _exception: BaseException | None) -> None:
+    """A connection given up on (lost, or its step ran out of time) is closed at once.
+    Otherwise SQLAlchemy says goodbye to the server first and waits up to 2 s for it, which
+    a server that stopped answering never gives: the caller would wait that long too."""
+    dbapi_connection.driver_connection.terminate()
+
+
 @dataclass(frozen=True)
 class _Database:
     engine: AsyncEngine
@@ -129,6 +138,7 @@ def _database(url: str | None) -> _Database:
                 },
             },
         )
+        event.listen(engine.sync_engine.pool, "invalidate", _drop_at_once)
         found = _Database(engine, ConnectGate(s.db_retry_seconds, s.db_retry_max_seconds))
         _databases[url] = found
     return found
