@@ -133,11 +133,13 @@ def place_call(
     sip_port: int = 5060,
     timeout: float = 60.0,
     tone_ms: int = DEFAULT_TONE_MS,
+    media_port: int | None = None,
 ) -> CallResult:
     """Calls `number` at Asterisk on 127.0.0.1:`sip_port`, plays `keys`, and hangs up.
 
     The far end may hang up first (that ends the call too). `timeout` bounds the whole call;
-    a call still going then is reported as ended_by="timeout".
+    a call still going then is reported as ended_by="timeout". `media_port` is the caller's
+    RTP port (default: a free one); Asterisk sends the call's audio there.
     """
     if not re.fullmatch(r"[0-9A-Za-z*#+-]{1,32}", number):
         raise CallError(f"bad number {number!r}")
@@ -163,7 +165,7 @@ def place_call(
             "-mi",
             "127.0.0.1",
             "-mp",
-            str(free_udp_port()),
+            str(media_port or free_udp_port()),
             "-trace_logs",
             "-log_file",
             str(events),

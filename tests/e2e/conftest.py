@@ -84,6 +84,16 @@ class Event:
     detail: str
 
 
+def parse_events(log: str) -> list[Event]:
+    """The dialplan's ivr-event lines in a stretch of Asterisk's log, every channel's."""
+    found = []
+    for line in log.splitlines():
+        if m := _EVENT.match(line):
+            at = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+            found.append(Event(at, m.group(2), m.group(3), m.group(4).strip()))
+    return found
+
+
 @dataclass
 class CallTrace:
     result: sipp_call.CallResult
@@ -91,12 +101,7 @@ class CallTrace:
 
     @property
     def events(self) -> list[Event]:
-        found = []
-        for line in self.log.splitlines():
-            if m := _EVENT.match(line):
-                at = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
-                found.append(Event(at, m.group(2), m.group(3), m.group(4).strip()))
-        return found
+        return parse_events(self.log)
 
     def event(self, what: str) -> Event | None:
         """The first event `what` of the call's caller channel."""
@@ -117,6 +122,10 @@ def _distinct_tcp_ports(n: int) -> tuple[int, ...]:
     return tuple(sorted(ports))
 
 
+# Instances this process runs now (the session's, and a test module's own).
+_RUNNING: set[str] = set()
+
+
 def _forget_finished_instances() -> None:
     # Instances of earlier sessions are named after their pytest process; one whose process
     # is gone (killed mid-run) is stopped, and its log and state are dropped.
@@ -124,7 +133,7 @@ def _forget_finished_instances() -> None:
     for path in data_dir.glob("asterisk-e2e-*.*"):
         name = path.stem.removeprefix("asterisk-")
         owner = name.rsplit("-", 1)[-1]
-        if path.suffix not in (".log", ".json") or not owner.isdigit():
+        if path.suffix not in (".log", ".json") or not owner.isdigit() or name in _RUNNING:
             continue
         if Path(f"/proc/{owner}").exists() and int(owner) != os.getpid():
             continue  # another test session, still running
@@ -132,8 +141,14 @@ def _forget_finished_instances() -> None:
         path.unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="session")
-def e2e_asterisk() -> Iterator[E2EAsterisk]:
+@contextlib.contextmanager
+def running_asterisk(label: str = "") -> Iterator[E2EAsterisk]:
+    """An Asterisk of this process with the project's dialplan, stopped and purged after.
+
+    Two FastAGI addresses on free ports (tried in turn, nothing listening there until a test
+    starts a server) and one agent phone with a fixed address. `label` tells apart a test
+    module's own instance (one it may restart) from the session's.
+    """
     if os.geteuid() != 0:
         pytest.skip("Asterisk runs in a chroot: the end-to-end tests need root")
     if shutil.which("sipp") is None:
@@ -144,15 +159,23 @@ def e2e_asterisk() -> Iterator[E2EAsterisk]:
     sip_port = sipp_call.free_udp_port()
     while sip_port == agent_port:
         sip_port = sipp_call.free_udp_port()
-    name = f"e2e-{os.getpid()}"
-    instance = local.up(
-        [f"127.0.0.1:{first}", f"127.0.0.1:{second}"],
-        sip_port,
-        agents=[Agent("agent1", port=agent_port)],
-        instance=name,
-        queue_wait_s=10,
-    )
+    name = f"e2e-{label + '-' if label else ''}{os.getpid()}"
+    _RUNNING.add(name)
     try:
+        instance = local.up(
+            [f"127.0.0.1:{first}", f"127.0.0.1:{second}"],
+            sip_port,
+            agents=[Agent("agent1", port=agent_port)],
+            instance=name,
+            queue_wait_s=10,
+        )
         yield E2EAsterisk(instance, (first, second), agent_port)
     finally:
+        _RUNNING.discard(name)
         local.down(name, purge=True)
+
+
+@pytest.fixture(scope="session")
+def e2e_asterisk() -> Iterator[E2EAsterisk]:
+    with running_asterisk() as asterisk:
+        yield asterisk

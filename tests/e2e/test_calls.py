@@ -45,9 +45,11 @@ def heard(monkeypatch: pytest.MonkeyPatch) -> Heard:
         record.prompts.append(prompt_id(sound))
         return stream_file(self, sound)
 
-    def noting_get_data(self: AgiChannel, sound: str, timeout_ms: int, max_digits: int) -> Any:
+    def noting_get_data(
+        self: AgiChannel, sound: str, timeout_ms: int, max_digits: int, **options: Any
+    ) -> Any:
         record.prompts.append(prompt_id(sound))
-        return get_data(self, sound, timeout_ms, max_digits)
+        return get_data(self, sound, timeout_ms, max_digits, **options)
 
     monkeypatch.setattr(AgiChannel, "stream_file", noting_stream)
     monkeypatch.setattr(AgiChannel, "get_data", noting_get_data)
