@@ -148,7 +148,7 @@ async def place(
     office_open: bool,
     new_pin: str = "",
     think_seconds: float = 0.0,
-    hangup_at: str | None = None,
+    hangup_at: int | str | None = None,
     on_prompt: Callable[[str], None] | None = None,
 ) -> Heard:
     """One call to the server on `port`, as the fake Asterisk places it."""

@@ -51,7 +51,7 @@ async def calls(
     *,
     office_open: bool = True,
     think_seconds: float | Sequence[float] = 0.0,
-    hangup_at: str | None = None,
+    hangup_at: int | str | None = None,
 ) -> list[Heard]:
     """One caller of each kind in `kinds`, all at once, each on a card of their own;
     `think_seconds` at each prompt, for all or for each."""
@@ -231,10 +231,10 @@ async def locked_cards(postgres: Postgres) -> AsyncIterator[AsyncConnection]:
 async def test_database_hung_by_a_lock(
     postgres: Postgres, hotline: Hotline, card_stock: Cards
 ) -> None:
-    """The cards table is locked by another client for 8 s while 70 callers arrive: the
+    """The cards table is locked by another client for 8 s while 76 callers arrive: the
     ones whose step needs a card hear one apology within the lock wait (no 30 s pool
-    wait), callers asking for an agent reach the queue, and calls are served as soon as
-    the lock goes."""
+    wait), callers asking for an agent reach the queue, 6 who hang up while they wait
+    end cleanly, and calls are served as soon as the lock goes."""
     set_clock(OPEN)
     before = await snapshot()
     figures = FaultFigures("cards table locked (database hung)")
@@ -242,16 +242,23 @@ async def test_database_hung_by_a_lock(
         held = time.monotonic()
         first = await calls(hotline, card_stock, spread(KINDS, 40))
         await asyncio.sleep(max(0.0, 3 - (time.monotonic() - held)))
-        second = await calls(hotline, card_stock, spread(KINDS, 30))
-        figures.calls += first + second
+        # The 7th command is the first after the caller's PIN: they are gone by then.
+        second, left = await asyncio.gather(
+            calls(hotline, card_stock, spread(KINDS, 30)),
+            calls(hotline, card_stock, ["status"] * 6, hangup_at=7),
+        )
+        figures.calls += first + second + left
         await asyncio.sleep(max(0.0, 8 - (time.monotonic() - held)))
     figures.recovery_seconds = await until_served(hotline, card_stock)
     changes = compare(before, await snapshot())
     settle(figures, changes)
 
     check_calls(figures)
-    needing_cards = [c for c in figures.calls if c.kind != "agent"]
+    needing_cards = [c for c in first + second if c.kind != "agent"]
     assert all(c.next == contract.NEXT_UNAVAILABLE for c in needing_cards)
+    for call in left:
+        assert call.transcript.commands[5].startswith("GET DATA ivr12333/enter-pin")
+        assert call.transcript.ended == "caller-hangup" and call.apologies == 0
     assert figures.recovery_seconds < 1
 
 
