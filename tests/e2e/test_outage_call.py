@@ -49,9 +49,10 @@ async def unreachable_database(tmp_path: Path) -> AsyncIterator[None]:
 async def test_database_down_one_apology_then_the_hours(
     unreachable_database: None, e2e_asterisk: E2EAsterisk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The caller keys card, ID number and PIN for their card's status; the database is
-    down: no prompt from the handler after the PIN, IVR_NEXT=unavailable, then exactly one
-    apology from the dialplan, the agents' hours and a goodbye, and Asterisk hangs up."""
+    """The caller keys card number, PIN and ID number to change the PIN; the database is
+    down: no prompt from the handler after the last entry, IVR_NEXT=unavailable, then
+    exactly one apology from the dialplan, the agents' hours and a goodbye, and Asterisk
+    hangs up."""
     heard: list[str] = []
     stream_file, get_data = AgiChannel.stream_file, AgiChannel.get_data
 
@@ -73,23 +74,24 @@ async def test_database_down_one_apology_then_the_hours(
     await server.start("127.0.0.1", e2e_asterisk.agi_ports[0])
     try:
         digits = make_card_number()[1:]
+        # The PIN change on its own number: card number, PIN, ID number, then the check.
         keys = " ".join(
             [
-                "wait:8 2 wait:2 3 wait:2",  # welcome, 2 card services, 3 card status
+                "wait:2",
                 f"{digits}# wait:2",
-                f"{make_id_number().replace('X', '*')}# wait:2",
-                f"{make_pin()}# wait:30",
+                f"{make_pin()}# wait:2",
+                f"{make_id_number().replace('X', '*')}# wait:25",
             ]
         )
-        trace = await asyncio.to_thread(e2e_asterisk.call, keys, "12333", 90)
+        trace = await asyncio.to_thread(e2e_asterisk.call, keys, "123331", 90)
     finally:
         await server.drain()
         e2e_asterisk.set_clock(None)
     assert not server.errors, server.errors
-    assert heard[-1] == "enter-pin", heard
+    assert heard[-1] == "enter-id-number", heard
     assert trace.result.ended_by == "far-end", trace.result.summary()
     whats = trace.whats()
-    assert whats[:3] == ["start main", "agi success unavailable", "fallback"], whats
+    assert whats[:3] == ["start change-pin", "agi success unavailable", "fallback"], whats
     assert [w.split()[0] for w in whats[3:]] == [
         "apology",
         "office-hours",
