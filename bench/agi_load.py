@@ -68,7 +68,6 @@ REPLY_ONE = b"200 result=1\n"
 REPLY_STREAMED = b"200 result=0 endpos=16000\n"
 REPLY_CHANNEL_UP = b"200 result=6\n"
 REPLY_INVALID = b"510 Invalid or unknown command\n"
-REFUSAL_MARK = "not taking calls"
 
 
 # -- one emulated call ---------------------------------------------------------------------
@@ -186,6 +185,10 @@ class EmulatedCall(asyncio.Protocol):
             )
         self._first = False
         upper = line.upper()
+        if upper.startswith("FAILURE"):
+            # Asterisk ends the AGI here (AGISTATUS=FAILURE): the server refused the call.
+            self._fail("refused")
+            return
         if upper.startswith("STREAM FILE "):
             sound = line.split()[2]
             if "/digit-" in sound:
@@ -203,9 +206,6 @@ class EmulatedCall(asyncio.Protocol):
             self._next_set = self._next_set or name == "IVR_NEXT"
             self._send(REPLY_ONE)
         elif upper.startswith("VERBOSE "):
-            if REFUSAL_MARK in line:
-                self._fail("refused")
-                return
             self._send(REPLY_ONE)
         elif upper in ("ANSWER", "NOOP") or upper.startswith("NOOP "):
             self._send(REPLY_OK)

@@ -178,9 +178,11 @@ class AgiServer:
         forget_frames(exc)
 
     async def _refuse(self, writer: asyncio.StreamWriter) -> None:
-        # Asterisk logs the message; the dialplan sees no IVR_NEXT and takes its fallback.
+        # A line starting "FAILURE" before any command ends Asterisk's AGI with
+        # AGISTATUS=FAILURE at once, and the dialplan's [ivr-agi] then tries the next
+        # server: a draining or full server hands its new callers on instead of apologising.
         log.warning("call.refused", reason="draining" if not self._accepting else "capacity")
-        writer.write(b'VERBOSE "ivr12333: not taking calls now" 1\n')
+        writer.write(b"FAILURE\n")
         try:
             async with asyncio.timeout(1.0):
                 await writer.drain()

@@ -80,13 +80,14 @@ async def test_unexpected_exception(line: Line) -> None:
 
 
 async def test_capacity_refusal() -> None:
-    """Beyond max_calls a new call is refused politely while the others go on."""
+    """Beyond max_calls a new call is refused at once with FAILURE (Asterisk then tries the
+    next server) while the others go on."""
     server = AgiServer({"slow": _slow}, max_calls=1)
     port = await server.start("127.0.0.1", 0)
     held = asyncio.create_task(run_call("127.0.0.1", port, "slow", ["1"], think_seconds=0.5))
     await calls_held(server, 1)
     refused = await run_call("127.0.0.1", port, "slow", ["1"])
-    assert refused.commands == ['VERBOSE "ivr12333: not taking calls now" 1']
+    assert refused.commands == ["FAILURE"]
     assert (await held).heard == ["welcome", "main-menu"]
     await server.drain()
     assert not server.errors
