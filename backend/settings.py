@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     identity_card_limit: int = Field(default=10, ge=1, le=1000)
     identity_caller_limit: int = Field(default=20, ge=1, le=1000)
     identity_staff_limit: int = Field(default=20, ge=1, le=1000)
-    identity_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    identity_window_minutes: int = Field(default=60, ge=1, le=24 * 60)  # attempts.MAX_WINDOW
     # A proof of card, holder and PIN is good for one change this long after it was given.
     proof_valid_seconds: int = Field(default=300, ge=30, le=3600)
     loss_report_valid_working_days: int = Field(default=5, ge=1, le=60)

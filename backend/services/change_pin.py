@@ -9,14 +9,12 @@ active, not locked), in one conditional UPDATE.
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
 from backend import idnumber, pinrules, secrethash
 from backend.db.tables import cards
 from backend.masking import mask_card
 from backend.outcomes import Actor, ChangePinOutcome, PinChanged, PinRejected, Proven, Stale
 from backend.services import common
-from backend.services.verify import proof_is_fresh, proof_refusal
+from backend.services.verify import claim_proven, proof_is_fresh, proof_refusal
 
 ACTION = "change-pin"
 
@@ -59,18 +57,11 @@ async def change_pin(
     async with common.transaction() as conn:
         changed = (
             await conn.execute(
-                update(cards)
-                .where(
-                    cards.c.id == proof.card_id,
-                    cards.c.pin_hash == proof.pin_hash,
-                    cards.c.status == "active",
-                    cards.c.locked.is_(False),
-                )
+                claim_proven(proof)
                 .values(
                     pin_hash=new_hash,
                     pin_is_initial=False,
                     pin_changed_at=common.dt_now_sql(),
-                    failed_attempts=0,
                 )
                 .returning(cards.c.card_number)
             )

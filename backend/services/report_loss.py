@@ -30,7 +30,7 @@ from backend.outcomes import (
     TooManyTries,
 )
 from backend.services import common, identity
-from backend.services.verify import proof_is_fresh, proof_refusal
+from backend.services.verify import claim_proven, proof_is_fresh, proof_refusal
 from backend.settings import get_settings
 
 
@@ -120,17 +120,7 @@ async def report_loss_self_service(proof: Proven, actor: Actor) -> ReportLossOut
         return Stale()
     async with common.transaction() as conn:
         claimed = (
-            await conn.execute(
-                update(cards)
-                .where(
-                    cards.c.id == proof.card_id,
-                    cards.c.pin_hash == proof.pin_hash,
-                    cards.c.status == "active",
-                    cards.c.locked.is_(False),
-                )
-                .values(failed_attempts=0)
-                .returning(cards.c.pin_is_initial)
-            )
+            await conn.execute(claim_proven(proof).returning(cards.c.pin_is_initial))
         ).first()
         if claimed is None:
             refusal, said = await proof_refusal(conn, proof)

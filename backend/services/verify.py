@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy import ColumnElement, Update, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import secrethash
@@ -257,6 +257,22 @@ async def prove_holder(
         await _give_back_unchecked(attempt)
         raise
     return await _settle(attempt, right, actor, action)
+
+
+def claim_proven(proof: Proven) -> Update:
+    """The UPDATE a use case applies to the card as it was proven: the same PIN hash, still
+    active and unlocked, its count reset. The use case adds its own values and RETURNING;
+    no row back means the card changed since (see `proof_refusal`)."""
+    return (
+        update(cards)
+        .where(
+            cards.c.id == proof.card_id,
+            cards.c.pin_hash == proof.pin_hash,
+            cards.c.status == "active",
+            cards.c.locked.is_(False),
+        )
+        .values(failed_attempts=0)
+    )
 
 
 def proof_is_fresh(proof: Proven, actor: Actor) -> bool:
