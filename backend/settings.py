@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     # Weekday sessions of the agents; public holidays are off, make-up workdays are on.
     office_hours: str = "09:00-12:00,13:30-17:00"
+    # Operator files YYYY.toml of public holidays and make-up workdays (backend.workcalendar)
+    # for years the chinese_calendar package does not know yet.
+    calendar_dir: Path = PROJECT_ROOT / "calendar"
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     console_host: str = "127.0.0.1"

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "console": ("cli.console", "the staff web console"),
     "staff": ("cli.staff", "staff accounts of the console"),
     "run": ("cli.run", "bring up the whole service locally"),
+    "hours": ("cli.hours", "the holiday calendar behind office hours"),
 }
 
 

@@ -6,12 +6,15 @@ here. Office hours are generated (see `dialplan.hours`).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from backend.settings import Settings, get_settings
+from backend.workcalendar import WorkCalendar
 from dialplan import hours
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
@@ -116,7 +119,17 @@ def _fill(name: str, text: str, values: Mapping[str, str]) -> str:
 def render(setup: Setup, settings: Settings | None = None) -> dict[str, str]:
     """File name -> text of every configuration file of the instance."""
     settings = settings or get_settings()
-    plan = hours.build_plan(settings.office_sessions, settings.timezone)
+    # Strict: a bad year file stops the install rather than silently dropping holidays.
+    calendar = WorkCalendar.load(settings.calendar_dir)
+    # A pretended clock needs the calendar years around it, not around today.
+    today = (
+        None
+        if setup.clock_epoch is None
+        else dt.datetime.fromtimestamp(setup.clock_epoch, ZoneInfo(settings.timezone)).date()
+    )
+    plan = hours.build_plan(
+        settings.office_sessions, settings.timezone, today=today, calendar=calendar
+    )
     values = {
         "INSTANCE": setup.instance,
         "SIP_PORT": str(setup.sip_port),
