@@ -44,6 +44,11 @@ _FIXED: dict[str, str] = {
     "id-number-invalid": "您输入的身份证号码有误，请核对后重新输入。",
     "entry-restart-hint": "如需重新输入，请按星号键。",
     "enter-new-pin": "请输入六位数字的新密码，输入完毕请按井号键。",
+    # The first new-PIN entry states the rules before the caller picks one.
+    "enter-new-pin-rules": (
+        "新密码为六位数字，不能是同一数字、连续数字或键盘上连成线的数字，"
+        "也不能用出生日期或证件号码。请输入新密码，输入完毕请按井号键。"
+    ),
     "enter-new-pin-again": "请再次输入新密码，输入完毕请按井号键。",
     "new-pins-differ": "两次输入的新密码不一致，请重新输入。",
     # Why a new PIN is refused; the ids follow backend.pinrules.PinRule.
@@ -51,6 +56,9 @@ _FIXED: dict[str, str] = {
     "pin-rule-initial": "新密码不能与初始密码相同。",
     "pin-rule-repeated": "新密码不能由同一个数字重复组成。",
     "pin-rule-sequence": "新密码不能是连续递增或递减的数字。",
+    "pin-rule-near-sequence": "新密码不能与连续的数字只差一位。",
+    "pin-rule-keypad": "新密码不能是键盘上连成线的数字。",
+    "pin-rule-common": "该密码太常见，容易被猜到，请换一个。",
     "pin-rule-same-as-old": "新密码不能与原密码相同。",
     "pin-rule-birth-date": "新密码不能使用您的出生日期。",
     "pin-rule-id-suffix": "新密码不能使用身份证号码的后六位。",

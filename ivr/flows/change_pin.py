@@ -38,8 +38,9 @@ def change_pin_flow(call: Call) -> None:
     if not isinstance(proof, Proven):
         say_refusal(call, proof)
         return
-    for _ in range(NEW_PIN_TRIES):
-        new_pin = ask_new_pin(call, "enter-new-pin")
+    for attempt in range(NEW_PIN_TRIES):
+        # The rules are said once, as the first entry's prompt, so a key cuts them short.
+        new_pin = ask_new_pin(call, "enter-new-pin-rules" if attempt == 0 else "enter-new-pin")
         rule = new_pin_problem(new_pin, old_pin=old_pin, id_number=holder, card_digits=card)
         if rule is not None:
             say_rule(call, rule)

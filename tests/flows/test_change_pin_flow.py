@@ -30,9 +30,10 @@ async def test_change_from_initial_pin_via_menus(phone: Phone, issue: Any) -> No
         "enter-card-number",
         "enter-pin",
         "enter-id-number",
-        "enter-new-pin",
+        "enter-new-pin-rules",
         "enter-new-pin-again",
     ]
+    assert "enter-new-pin" not in t.heard
     assert "pin-changed" in t.heard
     assert await pin_works(card.digits, card.id_number, new)
     assert not await pin_works(card.digits, card.id_number, "123456")
@@ -69,7 +70,23 @@ async def test_new_pin_breaking_a_rule_is_named(phone: Phone, issue: Any) -> Non
     assert "pin-rule-sequence" in heard
     assert "pin-rule-repeated" in heard
     assert "pin-rule-initial" in heard
+    assert [p for p, _ in t.keys][3:6] == ["enter-new-pin-rules", "enter-new-pin", "enter-new-pin"]
+    assert heard.count("enter-new-pin-rules") == 1
     assert "too-many-tries" in heard
+    assert await pin_works(card.digits, card.id_number, "123456")
+
+
+async def test_weak_patterns_are_named(phone: Phone, issue: Any) -> None:
+    """A keypad column pair, a near-run and a common PIN are each refused by name; the
+    rules are said once, before the first new PIN."""
+    card = await issue()
+    USED_SECRETS.update({"147258", "123457", "121212"})
+    keys = [*change_keys(card, "123456", "147258")[:4], "123457#", "121212#"]
+    t = await phone.call("change-pin", keys)
+    rules = [p for p in t.heard if p.startswith("pin-rule-")]
+    assert rules == ["pin-rule-keypad", "pin-rule-near-sequence", "pin-rule-common"]
+    assert t.heard.count("enter-new-pin-rules") == 1
+    assert t.heard.index("enter-new-pin-rules") < t.heard.index("pin-rule-keypad")
     assert await pin_works(card.digits, card.id_number, "123456")
 
 
@@ -100,7 +117,7 @@ async def test_wrong_old_pin_tells_attempts_left(phone: Phone, issue: Any) -> No
     heard = t.heard
     at = heard.index("wrong-pin")
     assert heard[at : at + 3] == ["wrong-pin", "count-5", "attempts-left-suffix"]
-    assert "enter-new-pin" not in heard
+    assert "enter-new-pin-rules" not in heard
     assert await pin_works(card.digits, card.id_number, "123456")
 
 
@@ -145,7 +162,7 @@ async def test_id_check_digit_checked_first(phone: Phone, issue: Any) -> None:
     ]
     t = await phone.call("change-pin", keys)
     heard = t.heard
-    assert heard.index("id-number-invalid") < heard.index("enter-new-pin")
+    assert heard.index("id-number-invalid") < heard.index("enter-new-pin-rules")
     assert "pin-changed" in heard
 
 

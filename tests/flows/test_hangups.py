@@ -18,7 +18,7 @@ CHANGE_PROMPTS = [
     "enter-card-number",
     "enter-pin",
     "enter-id-number",
-    "enter-new-pin",
+    "enter-new-pin-rules",
     "enter-new-pin-again",
     "pin-changed",
 ]

@@ -63,7 +63,7 @@ async def test_a_paused_caller_number_is_told_so(phone: Phone, issue: Any) -> No
     new = make_pin()
     keys = [f"{card.digits}#", "123456#", id_keys(card.id_number), f"{new}#", f"{new}#"]
     t = await phone.call("change-pin", keys, caller_number=number)
-    assert "identity-paused" in t.heard and "enter-new-pin" not in t.heard
+    assert "identity-paused" in t.heard and "enter-new-pin-rules" not in t.heard
     assert await pin_works(card.digits, card.id_number, "123456")
     t = await phone.call("change-pin", keys, caller_number=_number())
     assert "pin-changed" in t.heard
