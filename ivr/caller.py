@@ -94,6 +94,10 @@ class Caller:
                 ids.append(f"letter-{ch.lower()}")
         self.play(*ids)
 
+    def pause(self, ms: int) -> None:
+        """A short silence between prompts (Asterisk's Wait application)."""
+        self._channel.command("EXEC", "Wait", f"{ms / 1000:g}")
+
     def say_count(self, n: int) -> None:
         """Say a quantity such as "three (times)"; the catalogue has count-1 upwards."""
         if n < 1:

@@ -76,7 +76,7 @@ class Transcript:
 
     # ("prompt", id) heard; ("keys", group) keyed at the prompt before; ("missing", id)
     # a prompt Asterisk could not find; ("interrupted", id) a prompt cut short by a new
-    # command before the caller keyed anything.
+    # command before the caller keyed anything; ("pause", seconds) a Wait between prompts.
     events: list[tuple[str, str]] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
     commands: list[str] = field(default_factory=list)
@@ -336,6 +336,11 @@ class FakeCall:
 
     def _exec(self, args: list[str]) -> None:
         app = args[0].lower() if args else ""
+        if app == "wait":
+            # A pause between prompts: recorded so a test can see where it fell.
+            self.transcript.events.append(("pause", args[1] if len(args) > 1 else ""))
+            self._send("200 result=0")
+            return
         if app != "playback":
             self._send("200 result=-2")
             return

@@ -83,8 +83,8 @@ _FIXED: dict[str, str] = {
     "loss-card-readback": "您输入的卡号是：",
     "loss-confirm": "确认挂失请按1，取消请按星号键。",
     "loss-cancelled": "已取消挂失，您的社保卡状态没有改变。",
-    "loss-reported": "您的社保卡已挂失成功，挂失受理编号是：",
-    "loss-already-reported": "该社保卡已经挂失，挂失受理编号是：",
+    "loss-reported": "您的社保卡已挂失成功。请记下挂失受理编号：",
+    "loss-already-reported": "该社保卡已经挂失。请记下挂失受理编号：",
     "loss-initial-pin-refused": "该社保卡尚未修改初始密码，不能通过自助语音办理挂失。",
     # Card status.
     "status-intro": "您的社保卡当前状态为：",
@@ -125,7 +125,7 @@ def _templates(settings: Settings) -> dict[str, str]:
             f"人工服务时间为法定工作日{sessions_text(settings.office_sessions)}，节假日除外。"
         ),
         "loss-reference-repeat": (
-            "重听受理编号请按9。请记下您的挂失受理编号。电话挂失为临时挂失，"
+            "重听受理编号请按9。电话挂失为临时挂失，"
             f"请在{days}个工作日内携带本人有效身份证件到社保卡服务网点办理书面挂失。"
         ),
     }

@@ -14,16 +14,30 @@ from ivr.flows.script import as_script
 from ivr.registry import register
 
 REFERENCE_REPEATS = 3
+# Twelve digits in three equal groups of four: short enough to hold while writing, and
+# the same rhythm each time. The reference's own structure (6-digit date, 5-digit serial,
+# check digit) would leave groups of six and one, which are harder to copy down.
+REFERENCE_GROUP = 4
+REFERENCE_PAUSE_MS = 600
+
+
+def say_reference(call: Call, reference: str) -> None:
+    """The reference in groups, a short pause between them."""
+    for start in range(0, len(reference), REFERENCE_GROUP):
+        if start:
+            call.caller.pause(REFERENCE_PAUSE_MS)
+        call.caller.say_digits(reference[start : start + REFERENCE_GROUP])
 
 
 def read_reference(call: Call, intro: str, reference: str) -> None:
+    """The intro asks the caller to note the reference; then it, then the repeat offer."""
     call.at("reference")
     call.caller.play(intro)
-    call.caller.say_digits(reference)
+    say_reference(call, reference)
     for _ in range(REFERENCE_REPEATS):
         if call.caller.choose_after("loss-reference-repeat", "9") != "9":
             return
-        call.caller.say_digits(reference)
+        say_reference(call, reference)
 
 
 def initial_pin_refused(call: Call) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ivr.contract import NEXT_AGENT, VAR_AGENT_REASON, VAR_CALL_ID, VAR_CARD_MASKED, VAR_NEXT
+from prompts.catalogue import PROMPTS
 from tests.conftest import make_pin
 from tests.flows.conftest import EVENING, MAKE_UP_SUNDAY, NATIONAL_DAY, OPEN, Phone
 from tests.flows.helpers import id_keys, reports
@@ -34,6 +35,44 @@ async def test_report_read_back_and_repeated(phone: Phone, issue: Any) -> None:
     again = heard.index("loss-reference-repeat") + 1
     assert spoken_digits(heard, again, 12) == reference
     assert "digit-1" in heard  # Mandarin "yao", from the digit prompts
+
+
+def reference_as_read(events: list[tuple[str, str]], after: str) -> list[str]:
+    """What follows prompt `after` up to the next prompt other than a digit (keys skipped):
+    digit groups joined, "|" for each pause."""
+    start = events.index(("prompt", after)) + 1
+    read: list[str] = [""]
+    for kind, value in events[start:]:
+        if kind == "keys":
+            continue  # the 9 keyed at the repeat offer
+        if kind == "pause":
+            read.append("|")
+            read.append("")
+        elif kind == "prompt" and value.startswith("digit-"):
+            read[-1] += value.removeprefix("digit-")
+        else:
+            break
+    return read
+
+
+async def test_reference_is_noted_first_then_read_in_groups_with_pauses(
+    phone: Phone, issue: Any
+) -> None:
+    """ "Please note" comes before the reference, which is read 4-4-4 with a pause between
+    groups, then the repeat offer; 9 reads it again the same way."""
+    pin = make_pin()
+    card = await issue(pin=pin)
+    t = await phone.call("report-loss", [*loss_keys(card, pin), "1", "9", "-"])
+    (stored,) = await reports(card.card_number)
+    ref = stored.reference
+    grouped = [ref[:4], "|", ref[4:8], "|", ref[8:]]
+    assert reference_as_read(t.events, "loss-reported") == grouped
+    assert reference_as_read(t.events, "loss-reference-repeat") == grouped
+    at = t.heard.index("loss-reported")
+    assert t.heard[at + 13] == "loss-reference-repeat"
+    assert "请记下" in PROMPTS["loss-reported"]
+    assert "请记下" in PROMPTS["loss-already-reported"]
+    assert "请记下" not in PROMPTS["loss-reference-repeat"]
 
 
 async def test_star_cancels_the_report(phone: Phone, issue: Any) -> None:
