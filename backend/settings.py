@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # A proof of card, holder and PIN is good for one change this long after it was given.
     proof_valid_seconds: int = Field(default=300, ge=30, le=3600)
     loss_report_valid_working_days: int = Field(default=5, ge=1, le=60)
+    # Digits a caller keys for a card number (its letters are left out); the card numbers
+    # the backend accepts have 8 or 9.
+    card_digits: int = Field(default=8, ge=8, le=9)
     timezone: str = "Asia/Shanghai"
     # Weekday sessions of the agents; public holidays are off, make-up workdays are on.
     office_hours: str = "09:00-12:00,13:30-17:00"

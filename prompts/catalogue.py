@@ -124,6 +124,9 @@ def _templates(settings: Settings) -> dict[str, str]:
         "agent-hours": (
             f"人工服务时间为法定工作日{sessions_text(settings.office_sessions)}，节假日除外。"
         ),
+        "card-number-wrong-length": (
+            f"卡号中的字母不用输入，请只输入{cardinal(settings.card_digits)}位数字。"
+        ),
         "loss-reference-repeat": (
             "重听受理编号请按9。电话挂失为临时挂失，"
             f"请在{days}个工作日内携带本人有效身份证件到社保卡服务网点办理书面挂失。"
@@ -132,7 +135,7 @@ def _templates(settings: Settings) -> dict[str, str]:
 
 
 # Ids whose text comes from the settings; kept literal so importing reads no settings.
-TEMPLATE_IDS = frozenset({"agent-hours", "loss-reference-repeat"})
+TEMPLATE_IDS = frozenset({"agent-hours", "card-number-wrong-length", "loss-reference-repeat"})
 
 
 def render(settings: Settings | None = None) -> dict[str, str]:

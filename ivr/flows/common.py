@@ -23,6 +23,7 @@ from backend.outcomes import (
     WrongPin,
 )
 from backend.pinrules import PIN_LENGTH, PinRule
+from backend.settings import get_settings
 from ivr.agi.bridge import await_
 from ivr.caller import Caller
 from ivr.contract import NEXT_HANGUP, VAR_NEXT
@@ -30,7 +31,8 @@ from ivr.contract import NEXT_HANGUP, VAR_NEXT
 T = TypeVar("T")
 log = structlog.get_logger("ivr.flows")
 
-CARD_MIN, CARD_MAX = 8, 9
+# Longest card entry read: room for a letter or two keyed as digits past the longest card.
+CARD_MAX_KEYED = 12
 ID_LENGTH = 18
 
 
@@ -91,10 +93,18 @@ def _valid_id(entry: str) -> str | None:
     return None if idnumber.is_valid(entry) else "id-number-invalid"
 
 
+def _card_digits(entry: str) -> str | None:
+    """A wrong length is most often the card's letter keyed as a digit: say so at once."""
+    if not _DIGITS.fullmatch(entry):
+        return "invalid-key"
+    return None if len(entry) == get_settings().card_digits else "card-number-wrong-length"
+
+
 def ask_card_digits(call: Call) -> str:
     call.at("card-number")
+    # Any length is taken here so that a wrong one gets its own answer, not "invalid key".
     digits = call.caller.ask(
-        "enter-card-number", min_len=CARD_MIN, max_len=CARD_MAX, validate=_digits_only
+        "enter-card-number", min_len=1, max_len=CARD_MAX_KEYED, validate=_card_digits
     )
     call.card_masked = mask_card(digits)
     return digits

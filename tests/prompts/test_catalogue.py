@@ -19,6 +19,7 @@ REQUIRED = [
     "system-error",
     "service-unavailable",
     "enter-card-number",
+    "card-number-wrong-length",
     "enter-pin",
     "enter-id-number",
     "id-number-invalid",
