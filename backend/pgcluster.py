@@ -237,6 +237,13 @@ class LocalCluster:
         )
         return _checked(args[0], result, check)
 
+    def _psql(
+        self, database: str, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """psql as the role, on the cluster's socket, into `database`."""
+        where = ("-h", str(self.socket_dir), "-p", str(self.port), "-U", ROLE, "-d", database)
+        return self._client("psql", *where, *args, stdin=stdin, check=check)
+
     def _prepare_dirs(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
@@ -348,15 +355,7 @@ class LocalCluster:
         old rules (trust), which only the server's user and root can use now that the
         socket is closed, then require passwords and nothing else."""
         sql = f"ALTER ROLE {ROLE} PASSWORD '{scram_verifier(self._password())}';\n"
-        self._client(
-            "psql",
-            "-h",
-            str(self.socket_dir),
-            "-p",
-            str(self.port),
-            "-U",
-            ROLE,
-            "-d",
+        self._psql(
             "postgres",
             "-v",
             "ON_ERROR_STOP=1",
@@ -369,15 +368,7 @@ class LocalCluster:
         self._run("pg_ctl", "-D", str(self.datadir), "reload")
 
     def _check_password(self) -> None:
-        probe = self._client(
-            "psql",
-            "-h",
-            str(self.socket_dir),
-            "-p",
-            str(self.port),
-            "-U",
-            ROLE,
-            "-d",
+        probe = self._psql(
             "postgres",
             "-w",
             "-Atc",
@@ -407,15 +398,7 @@ class LocalCluster:
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
 
     def psql(self, sql: str, database: str = DEFAULT_DB) -> str:
-        result = self._client(
-            "psql",
-            "-h",
-            str(self.socket_dir),
-            "-p",
-            str(self.port),
-            "-U",
-            ROLE,
-            "-d",
+        result = self._psql(
             database,
             "-w",
             "-v",
