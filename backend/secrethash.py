@@ -54,11 +54,6 @@ def _queue_limit(kind: Kind) -> int:
     return s.pin_hash_queue_limit if kind is Kind.PIN else s.password_hash_queue_limit
 
 
-def in_flight() -> int:
-    """Hash jobs queued or running in this process (for tests and metrics)."""
-    return _in_flight
-
-
 async def _run(kind: Kind, job: Callable[[], T]) -> T:
     global _in_flight
     with _lock:
@@ -102,11 +97,6 @@ def _matches(hasher: PasswordHasher, stored: str, secret: bytes | str) -> bool:
 # PINs ---------------------------------------------------------------------------------
 
 
-def hash_pin_sync(pin: str) -> str:
-    """For the command line and demo data, outside any event loop."""
-    return _pin_hasher().hash(_peppered(pin))
-
-
 async def hash_pin(pin: str) -> str:
     hasher, keyed = _pin_hasher(), _peppered(pin)
     return await _run(Kind.PIN, lambda: hasher.hash(keyed))
@@ -128,8 +118,3 @@ async def hash_password(password: str) -> str:
 async def password_matches(stored: str, password: str) -> bool:
     hasher = _password_hasher()
     return await _run(Kind.PASSWORD, lambda: _matches(hasher, stored, password))
-
-
-def hash_password_sync(password: str) -> str:
-    """For the command line and demo data, outside any event loop."""
-    return _password_hasher().hash(password)
