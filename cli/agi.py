@@ -30,7 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     from backend.logsetup import configure_from_settings
     from backend.settings import InsecureBind, get_settings
     from cli.main import CommandError
-    from ivr.registry import SCRIPTS, load_flows
+    from ivr.scripts import SCRIPTS
     from ivr.server import serve
 
     configure_from_settings()
@@ -41,7 +41,6 @@ def _serve(args: argparse.Namespace) -> int:
     except InsecureBind as exc:
         raise CommandError(str(exc)) from None
     port = settings.agi_port if args.port is None else args.port
-    load_flows()
 
     def ready(bound: int) -> None:
         # Scripts (and tests) wait for this line before placing calls.

@@ -136,10 +136,10 @@ def run(args: argparse.Namespace) -> int:
             _step(f"Asterisk ready: SIP 127.0.0.1:{inst.sip_port}, log {inst.log_path}")
         print(
             "\nThe 12333 hotline is up. Place a call (change the PIN of demo card A10000001):\n"
-            '  echo "wait:8 2 wait:2 2 wait:2 10000001# wait:2 123456# wait:2 '
+            '  echo "wait:6 2 wait:2 10000001# wait:2 123456# wait:2 '
             '11010519491231002*# wait:2 384729# wait:2 384729# wait:6" |\n'
             f"    .venv/bin/ivr12333 call 12333 --sip-port {args.sip_port} --keys -\n"
-            'Or without a phone:  echo "2 2 10000001# ..." | .venv/bin/ivr12333 simulate --keys -\n'
+            'Or without a phone:  echo "2 10000001# ..." | .venv/bin/ivr12333 simulate --keys -\n'
             "Logs are in .local/logs. Press Ctrl-C to stop everything.",
             flush=True,
         )

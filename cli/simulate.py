@@ -28,7 +28,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--keys",
         default="",
         help=help_text(
-            'key groups, one per input prompt, e.g. "2 2 12345678#": '
+            'key groups, one per input prompt, e.g. "2 12345678#": '
             "digits then # | digits (then silence) | # | - (silence) | ! (hang up)"
         ),
     )
@@ -74,10 +74,9 @@ async def _run(
     script: str, keys: list[str], caller_number: str, hangup_at: int | str | None
 ) -> tuple[Transcript, list[ServerError]]:
     from ivr.fake_asterisk import run_call
-    from ivr.registry import SCRIPTS, load_flows
+    from ivr.scripts import SCRIPTS
     from ivr.server import AgiServer
 
-    load_flows()
     server = AgiServer(SCRIPTS, drain_seconds=5.0)
     port = await server.start("127.0.0.1", 0)
     try:

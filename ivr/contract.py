@@ -12,6 +12,9 @@ from typing import Final
 SCRIPT_MAIN: Final = "main"
 SCRIPT_CHANGE_PIN: Final = "change-pin"
 SCRIPT_REPORT_LOSS: Final = "report-loss"
+SCRIPT_CARD_STATUS: Final = "card-status"
+# A demo that reads back what the caller keys: smoke tests and the bench.
+SCRIPT_ECHO: Final = "echo"
 
 # What the dialplan does once the AGI script returns with AGISTATUS=SUCCESS.
 VAR_NEXT: Final = "IVR_NEXT"

@@ -31,7 +31,7 @@ from ivr.agi.channel import AgiChannel, QuietAGI
 from ivr.agi.env import call_info, clean_text, mask_phone, read_env
 from ivr.agi.errors import AgiProtocolError, CallEnding, CallerHungUp
 from ivr.agi.streams import LineReader, LineWriter
-from ivr.caller import Caller, Timeouts, sound
+from ivr.caller import Caller, Timeouts
 from ivr.contract import (
     NEXT_UNAVAILABLE,
     REASON_SERVICE_UNAVAILABLE,
@@ -39,6 +39,7 @@ from ivr.contract import (
     VAR_CALL_ID,
     VAR_NEXT,
 )
+from prompts.catalogue import Prompt, sound_name
 
 log = structlog.get_logger("ivr.server")
 
@@ -229,7 +230,7 @@ class AgiServer:
             log.info("call.hung_up", at=channel.last_step, reason=str(exc), seconds=seconds())
         except CallEnding:
             log.info("call.ended_by_shutdown", at=channel.last_step, seconds=seconds())
-            _farewell(channel, "goodbye", hang_up=True)
+            _farewell(channel, Prompt.GOODBYE, hang_up=True)
         except ServiceUnavailable as exc:
             # Expected while the database is down or hung: the call id and the flow's step
             # come with the log context; no traceback, and not a server error.
@@ -250,13 +251,13 @@ class AgiServer:
             log.info("call.completed", at=channel.last_step, seconds=seconds())
 
 
-def _farewell(channel: AgiChannel, prompt_id: str, *, hang_up: bool) -> None:
+def _farewell(channel: AgiChannel, prompt: Prompt, *, hang_up: bool) -> None:
     """Play one last prompt if anyone is still there; never raises."""
     if channel.hung_up:
         return
     channel.limit_reply_wait(FAREWELL_REPLY_TIMEOUT)
     try:
-        channel.stream_file(sound(prompt_id))
+        channel.stream_file(sound_name(prompt))
         if hang_up:
             channel.hangup()
     except (CallerHungUp, AgiProtocolError, CallEnding):

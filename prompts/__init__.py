@@ -1,5 +1,5 @@
-"""The Mandarin prompt catalogue and the build that turns it into Asterisk sound files."""
+"""Mandarin prompts: the catalogue of typed ids and texts, and the build into sound files."""
 
-from prompts.catalogue import PROMPTS, missing, sound_path
+from prompts.catalogue import PROMPTS, Piece, Prompt, Sound
 
-__all__ = ["PROMPTS", "missing", "sound_path"]
+__all__ = ["PROMPTS", "Piece", "Prompt", "Sound"]

@@ -45,7 +45,7 @@ from backend.pgcluster import LocalCluster  # noqa: E402
 from backend.settings import reset_settings  # noqa: E402
 from ivr.caller import Timeouts  # noqa: E402
 from ivr.fake_asterisk import Transcript, run_call  # noqa: E402
-from ivr.registry import SCRIPTS, load_flows  # noqa: E402
+from ivr.scripts import SCRIPTS  # noqa: E402
 from ivr.server import AgiServer  # noqa: E402
 
 TEST_CLUSTER = LocalCluster(
@@ -218,7 +218,6 @@ class Phone:
 @pytest.fixture
 async def phone(db: str) -> AsyncIterator[Phone]:
     """The real server with the real flows on a free port; no flow may raise."""
-    load_flows()
     server = AgiServer(SCRIPTS, timeouts=Timeouts(menu_ms=3000, entry_ms=3000))
     port = await server.start("127.0.0.1", 0)
     yield Phone(server, port)

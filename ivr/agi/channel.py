@@ -157,6 +157,19 @@ class AgiChannel:
             return False
         return True
 
+    def stream_file_until_key(self, sound: str, keys: str) -> str | None:
+        """Play `sound` until the caller presses one of `keys`: the key, "" if played
+        through, None if the file is missing (the call goes on)."""
+        reply = self.command("STREAM FILE", sound, f'"{keys}"')
+        if reply.is_minus_one:
+            if reply.endpos:
+                self._agi.hung_up = True
+                raise CallerHungUp(f"hung up during {self.last_step}")
+            self._missing_or_hangup()
+            return None
+        code = int(reply.result) if reply.result.isdigit() else 0
+        return chr(code) if 0 < code < 128 and chr(code) in keys else ""
+
     def get_data(
         self, sound: str, timeout_ms: int, max_digits: int, *, secret: bool = False
     ) -> Entry | None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from backend.officehours import OfficeHours, current_time
+from backend.services.common import best_effort
+from backend.services.handoffs import record_handoff
 from ivr.agi.bridge import await_
 from ivr.contract import NEXT_AGENT, VAR_AGENT_REASON, VAR_CALL_ID, VAR_CARD_MASKED, VAR_NEXT
 from ivr.flows.common import Call, CallOver
+from prompts.catalogue import Prompt
 
 
 def agents_open() -> bool:
@@ -20,11 +23,8 @@ def hand_over(call: Call, reason: str) -> None:
     self-service again."""
     if not agents_open():
         call.at("agent-closed")
-        call.caller.play("agent-hours")
+        call.caller.play(Prompt.AGENT_HOURS)
         return
-    from backend.services.common import best_effort
-    from backend.services.handoffs import record_handoff
-
     call.at("agent")
     info = call.caller.info
     # Best effort: the caller reaches the queue even while the database is down; the
@@ -38,6 +38,6 @@ def hand_over(call: Call, reason: str) -> None:
     call.caller.set_variable(VAR_AGENT_REASON, reason)
     call.caller.set_variable(VAR_CARD_MASKED, call.card_masked or "")
     call.caller.set_variable(VAR_CALL_ID, info.call_id)
-    call.caller.play("agent-transfer")
+    call.caller.play(Prompt.AGENT_TRANSFER)
     call.caller.set_variable(VAR_NEXT, NEXT_AGENT)
     raise CallOver

@@ -1,29 +1,26 @@
-"""Hear the card's status: card number #, ID number #, PIN #, then the status in words."""
+"""Hear the card's status: card number #, PIN #, ID number #, then the status in words."""
 
 from __future__ import annotations
 
-from backend.outcomes import CardState, Verified
-from backend.services.verify import verify_pin
-from ivr.flows.common import Call, ask_card_digits, ask_id_number, ask_pin, say_refusal
+from backend.outcomes import CardState
+from ivr.flows.common import Call, Served, prove
+from prompts.catalogue import Prompt
 
-_STATE_PROMPTS = {
-    CardState.ACTIVE: "status-active",
-    CardState.LOST_TEMPORARY: "status-lost-temporary",
-    CardState.LOST_WRITTEN: "status-lost-written",
-    CardState.LOCKED: "status-locked",
-    CardState.CANCELLED: "status-cancelled",
+STATE_PROMPTS: dict[CardState, Prompt] = {
+    CardState.ACTIVE: Prompt.STATUS_ACTIVE,
+    CardState.LOST_TEMPORARY: Prompt.STATUS_LOST_TEMPORARY,
+    CardState.LOST_WRITTEN: Prompt.STATUS_LOST_WRITTEN,
+    CardState.LOCKED: Prompt.STATUS_LOCKED,
+    CardState.CANCELLED: Prompt.STATUS_CANCELLED,
 }
 
 
-def card_status_flow(call: Call) -> None:
-    card = ask_card_digits(call)
-    holder = ask_id_number(call)
-    pin = ask_pin(call, "enter-pin")
+def card_status_flow(call: Call) -> Served:
+    proven = prove(call, "verify")
+    if proven is None:
+        return Served.NOT_DONE
+    card = proven[1].card
     call.at("status")
-    outcome = call.backend(verify_pin(card, holder, pin, call.actor, call.caller_number))
-    if not isinstance(outcome, Verified):
-        say_refusal(call, outcome)
-        return
-    status = outcome.card
-    call.caller.play("status-intro", _STATE_PROMPTS[status.state])
-    call.caller.play("status-pin-initial" if status.pin_is_initial else "status-pin-enabled")
+    pin_state = Prompt.STATUS_PIN_INITIAL if card.pin_is_initial else Prompt.STATUS_PIN_ENABLED
+    call.caller.play(Prompt.STATUS_INTRO, STATE_PROMPTS[card.state], pin_state)
+    return Served.DONE

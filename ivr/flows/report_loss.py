@@ -1,17 +1,18 @@
 """Self-service loss report, at any hour, for cards whose PIN is no longer the initial one:
-card number #, ID number #, PIN #; the card is read back and 1 confirms; the reference is
-read back, and 9 repeats it."""
+card number #, PIN #, ID number #; a card still on its initial PIN hears so at once, with
+what the caller can do instead; else 1 confirms, and the reference is read in groups, with
+the written report still to make, and 9 repeats it."""
 
 from __future__ import annotations
 
 from backend.outcomes import InitialPinRefused, LossReported, Proven
 from backend.services.report_loss import report_loss_self_service
-from backend.services.verify import prove_holder
-from ivr.contract import REASON_INITIAL_PIN_LOSS, SCRIPT_REPORT_LOSS
+from ivr.caller import AgentRequested
+from ivr.contract import REASON_INITIAL_PIN_LOSS
 from ivr.flows import agent
-from ivr.flows.common import Call, ask_card_digits, ask_id_number, ask_pin, say_refusal
-from ivr.flows.script import as_script
-from ivr.registry import register
+from ivr.flows.change_pin import set_new_pin
+from ivr.flows.common import Call, Keyed, Served, prove, say_refusal
+from prompts.catalogue import Prompt
 
 REFERENCE_REPEATS = 3
 # Twelve digits in three equal groups of four: short enough to hold while writing, and
@@ -19,6 +20,9 @@ REFERENCE_REPEATS = 3
 # check digit) would leave groups of six and one, which are harder to copy down.
 REFERENCE_GROUP = 4
 REFERENCE_PAUSE_MS = 600
+# Waiting for 9 after the reference: long enough to decide, short enough not to be dead air.
+REPEAT_WAIT_MS = 3000
+CONFIRM, CHANGE_PIN_NOW, BACK = "1", "2", "*"
 
 
 def say_reference(call: Call, reference: str) -> None:
@@ -29,56 +33,59 @@ def say_reference(call: Call, reference: str) -> None:
         call.caller.say_digits(reference[start : start + REFERENCE_GROUP])
 
 
-def read_reference(call: Call, intro: str, reference: str) -> None:
-    """The intro asks the caller to note the reference; then it, then the repeat offer."""
+def read_reference(call: Call, intro: Prompt, reference: str) -> None:
+    """ "Please note" first, the reference, the written report still to make; then 9
+    repeats the reference."""
     call.at("reference")
     call.caller.play(intro)
     say_reference(call, reference)
+    call.caller.play(Prompt.LOSS_WRITTEN_NEXT)
     for _ in range(REFERENCE_REPEATS):
-        if call.caller.choose_after("loss-reference-repeat", "9") != "9":
+        wait = REPEAT_WAIT_MS
+        if call.caller.choose_after(Prompt.LOSS_REFERENCE_REPEAT, "9", timeout_ms=wait) != "9":
             return
         say_reference(call, reference)
 
 
-def initial_pin_refused(call: Call) -> None:
-    """Told why; in office hours offered an agent, else told the agents' hours."""
-    call.caller.play("loss-initial-pin-refused")
+def initial_pin_refused(call: Call, keyed: Keyed, proof: Proven) -> Served:
+    """Said as soon as the PIN is proven: self-service reports need a PIN of the holder's
+    own. The caller may set one now (with the proof just given), reach an agent in office
+    hours, or go to a counter."""
+    call.at("initial-pin")
+    call.caller.play(Prompt.LOSS_INITIAL_PIN_REFUSED)
     if agent.agents_open():
-        if call.caller.choose_after("agent-offer", "0") == "0":
-            agent.hand_over(call, REASON_INITIAL_PIN_LOSS)
+        choices, prompt = CHANGE_PIN_NOW + "0" + BACK, Prompt.LOSS_INITIAL_PIN_CHOICES
     else:
-        call.caller.play("agent-hours")
+        choices, prompt = CHANGE_PIN_NOW + BACK, Prompt.LOSS_INITIAL_PIN_CHOICES_CLOSED
+    try:
+        key = call.caller.menu(prompt, choices)
+    except AgentRequested:
+        agent.hand_over(call, REASON_INITIAL_PIN_LOSS)
+        return Served.NOT_DONE
+    if key == CHANGE_PIN_NOW:
+        return set_new_pin(call, keyed, proof)
+    return Served.NOT_DONE
 
 
-def report_loss_flow(call: Call) -> None:
-    card = ask_card_digits(call)
-    holder = ask_id_number(call)
-    pin = ask_pin(call, "enter-pin")
+def report_loss_flow(call: Call) -> Served:
+    proven = prove(call, "report-loss")
+    if proven is None:
+        return Served.NOT_DONE
+    keyed, proof = proven
+    if proof.card.pin_is_initial:
+        return initial_pin_refused(call, keyed, proof)
     call.at("confirm")
-    call.caller.play("loss-card-readback")
-    call.caller.say_digits(card)
-    if call.caller.menu("loss-confirm", "1*") == "*":
-        call.caller.play("loss-cancelled")
-        return
+    if call.caller.menu(Prompt.LOSS_CONFIRM, CONFIRM + BACK) == BACK:
+        call.caller.play(Prompt.LOSS_CANCELLED)
+        return Served.NOT_DONE
     call.at("report")
-    proof = call.backend(
-        prove_holder(card, holder, pin, call.actor, "report-loss", call.caller_number)
-    )
-    if not isinstance(proof, Proven):
-        say_refusal(call, proof)
-        return
     outcome = call.backend(report_loss_self_service(proof, call.actor))
     if isinstance(outcome, LossReported):
-        intro = "loss-already-reported" if outcome.already_reported else "loss-reported"
+        intro = Prompt.LOSS_ALREADY_REPORTED if outcome.already_reported else Prompt.LOSS_REPORTED
         read_reference(call, intro, outcome.reference)
-    elif isinstance(outcome, InitialPinRefused):
-        initial_pin_refused(call)
-    else:
-        say_refusal(call, outcome)
-
-
-@register(SCRIPT_REPORT_LOSS)
-@as_script
-def report_loss_script(call: Call) -> None:
-    """The loss-report flow on its own, for a dialplan that routes to it directly."""
-    report_loss_flow(call)
+        return Served.DONE
+    if isinstance(outcome, InitialPinRefused):
+        # Set back to the initial PIN since the proof (at a counter): the same answer.
+        return initial_pin_refused(call, keyed, proof)
+    say_refusal(call, outcome)
+    return Served.NOT_DONE

@@ -290,7 +290,7 @@ async def test_simulate_reads_keys_from_standard_input(issue: Issue, database_ur
     transcript prints each PIN entry as dots and the command line holds no key."""
     card = await issue()
     new = make_pin()
-    keys = f"2 2 {card.digits}# 123456# {card.id_number.replace('X', '*')}# {new}# {new}# *"
+    keys = f"2 {card.digits}# 123456# {card.id_number.replace('X', '*')}# {new}# {new}# *"
     ran = await run_cli(database_url, "simulate", "--keys", "-", stdin=keys + "\n")
     assert ran.returncode == 0, ran.stderr
     assert "密码修改成功" in ran.stdout
@@ -303,7 +303,7 @@ async def test_simulate_reads_keys_from_standard_input(issue: Issue, database_ur
 
 async def test_simulate_warns_about_keys_on_the_command_line(db: str) -> None:
     """Inline keys long enough to be a PIN still run, with a warning naming the safe way."""
-    ran = await run_cli(db, "simulate", "--keys", "2 2 10000009# !")
+    ran = await run_cli(db, "simulate", "--keys", "2 10000009# !")
     assert ran.returncode == 0, ran.stderr
     assert "warning: keys on the command line are visible" in ran.stderr
     assert "--keys -" in ran.stderr

@@ -15,7 +15,7 @@ from backend.settings import reset_settings
 from ivr.agi.channel import AgiChannel
 from ivr.caller import Timeouts
 from ivr.fake_asterisk import prompt_id
-from ivr.registry import SCRIPTS, load_flows
+from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer
 from tests.conftest import IssuedCard, make_pin
 from tests.e2e.conftest import CallTrace, E2EAsterisk
@@ -40,6 +40,11 @@ def heard(monkeypatch: pytest.MonkeyPatch) -> Heard:
     """Notes each prompt the server sends, then lets the real command go to Asterisk."""
     record = Heard()
     stream_file, get_data = AgiChannel.stream_file, AgiChannel.get_data
+    until_key = AgiChannel.stream_file_until_key
+
+    def noting_until_key(self: AgiChannel, sound: str, keys: str) -> str | None:
+        record.prompts.append(prompt_id(sound))
+        return until_key(self, sound, keys)
 
     def noting_stream(self: AgiChannel, sound: str) -> bool:
         record.prompts.append(prompt_id(sound))
@@ -53,13 +58,13 @@ def heard(monkeypatch: pytest.MonkeyPatch) -> Heard:
 
     monkeypatch.setattr(AgiChannel, "stream_file", noting_stream)
     monkeypatch.setattr(AgiChannel, "get_data", noting_get_data)
+    monkeypatch.setattr(AgiChannel, "stream_file_until_key", noting_until_key)
     return record
 
 
 @pytest.fixture
 async def app(db: str, e2e_asterisk: E2EAsterisk) -> AsyncIterator[AgiServer]:
     """The real FastAGI server on the first address the dialplan tries."""
-    load_flows()
     server = AgiServer(SCRIPTS, timeouts=Timeouts(menu_ms=5000, entry_ms=6000))
     await server.start("127.0.0.1", e2e_asterisk.agi_ports[0])
     yield server
@@ -98,7 +103,7 @@ def entry(text: str) -> str:
 def change_pin_keys(card: IssuedCard, old: str, new: str) -> str:
     return " ".join(
         [
-            "wait:8 2 wait:2 2 wait:2",  # welcome (uninterruptible), 2 card services, 2 change
+            "wait:6 2 wait:2",  # after the welcome and the card menu: 2 change the PIN
             entry(card.digits),
             entry(old),
             entry(card.id_number),
@@ -112,12 +117,12 @@ def change_pin_keys(card: IssuedCard, old: str, new: str) -> str:
 def loss_keys(card: IssuedCard, pin: str) -> str:
     return " ".join(
         [
-            "wait:8 2 wait:2 1 wait:2",  # 2 card services, 1 report a loss
+            "wait:6 1 wait:2",  # after the welcome and the card menu: 1 report a loss
             entry(card.digits),
-            entry(card.id_number),
             entry(pin),
-            "wait:5 1",  # the card read back, then 1 confirms
-            "wait:12",  # the reference read back
+            entry(card.id_number),
+            "wait:2 1",  # 1 confirms, over the confirmation prompt
+            "wait:20",  # the reference, the written report to make, the repeat offer
         ]
     )
 
@@ -159,10 +164,9 @@ async def test_initial_pin_holder_reaches_the_agent_queue_in_office_hours(
         [
             "wait:2",
             entry(card.digits),
-            entry(card.id_number),
             entry("123456"),
-            "wait:5 1",  # confirm
-            "wait:9 0",  # told why (6.8 s), then "for an agent press 0"
+            entry(card.id_number),
+            "wait:4 0",  # told why at once, then the choices: 0 for an agent
             "wait:30",
         ]
     )
@@ -185,21 +189,26 @@ async def test_initial_pin_holder_reaches_the_agent_queue_in_office_hours(
 async def test_initial_pin_holder_hears_the_hours_out_of_hours(
     app: AgiServer, e2e_asterisk: E2EAsterisk, issue: Any, heard: Heard, clock: Any
 ) -> None:
-    """Initial PIN in the evening: told why, told the agents' hours, goodbye, hung up."""
+    """Initial PIN in the evening: told why and what to do instead, * declines, goodbye,
+    hung up."""
     clock(EVENING)
     card = await issue()
     keys = " ".join(
         [
             "wait:2",
             entry(card.digits),
-            entry(card.id_number),
             entry("123456"),
-            "wait:5 1",
-            "wait:40",
+            entry(card.id_number),
+            "wait:4 *",  # told why at once, then the choices: * declines them
+            "wait:20",
         ]
     )
     trace = await dial(e2e_asterisk, keys, number="123332")
-    assert heard.prompts[-3:] == ["loss-initial-pin-refused", "agent-hours", "goodbye"]
+    assert heard.prompts[-3:] == [
+        "loss-initial-pin-refused",
+        "loss-initial-pin-choices-closed",
+        "goodbye",
+    ]
     assert trace.result.ended_by == "far-end", trace.result.summary()
     # The handler said goodbye and hung up itself: the dialplan had nothing left to do.
     assert trace.whats() == ["start report-loss"]
@@ -210,7 +219,6 @@ async def test_stopped_fastagi_server_still_gets_an_apology(
 ) -> None:
     """The app server was running and is stopped (drained): the caller hears the apology,
     then the hours and goodbye, and Asterisk hangs up."""
-    load_flows()
     server = AgiServer(SCRIPTS)
     await server.start("127.0.0.1", e2e_asterisk.agi_ports[0])
     await server.drain()
@@ -233,7 +241,7 @@ async def test_hang_up_in_the_middle_of_a_pin_change_changes_nothing(
     new = make_pin()
     keys = " ".join(
         [
-            "wait:8 2 wait:2 2 wait:2",
+            "wait:6 2 wait:2",
             entry(card.digits),
             entry("123456"),
             entry(card.id_number),

@@ -18,7 +18,7 @@ from backend.settings import reset_settings
 from ivr.agi.channel import AgiChannel
 from ivr.caller import Timeouts
 from ivr.fake_asterisk import prompt_id
-from ivr.registry import SCRIPTS, load_flows
+from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer
 from tests.conftest import make_card_number, make_id_number, make_pin
 from tests.e2e.conftest import E2EAsterisk
@@ -69,7 +69,6 @@ async def test_database_down_one_apology_then_the_hours(
     monkeypatch.setenv("IVR_NOW_OVERRIDE", EVENING)
     reset_settings()
     e2e_asterisk.set_clock(dt.datetime.fromisoformat(EVENING))
-    load_flows()
     server = AgiServer(SCRIPTS, timeouts=Timeouts(menu_ms=5000, entry_ms=6000))
     await server.start("127.0.0.1", e2e_asterisk.agi_ports[0])
     try:

@@ -86,7 +86,7 @@ def test_run_serves_a_call_and_stops_cleanly(database_url: str, tmp_path: Path) 
         assert len(started) >= 4, started  # run, two FastAGI servers, the console
         digits = "".join(c for c in demo.card_number if c.isdigit())
         keys = (
-            f"wait:8 2 wait:2 2 wait:2 {digits}# wait:2 123456# wait:2 "
+            f"wait:6 2 wait:2 {digits}# wait:2 123456# wait:2 "
             f"{demo.id_number.replace('X', '*')}# wait:2 384729# wait:2 384729# wait:6"
         )
         call = subprocess.run(

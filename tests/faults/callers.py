@@ -130,12 +130,12 @@ def id_keys(id_number: str) -> str:
 def keys_for(kind: Kind, card: IssuedCard, new_pin: str = "") -> tuple[str, list[str]]:
     """The script and key groups of a caller of `kind` on `card`."""
     if kind == "status":
-        return "main", ["2", "3", f"{card.digits}#", id_keys(card.id_number), f"{card.pin}#"]
+        return "main", ["3", f"{card.digits}#", f"{card.pin}#", id_keys(card.id_number)]
     if kind == "change":
         entries = [f"{card.digits}#", f"{card.pin}#", id_keys(card.id_number)]
         return "change-pin", [*entries, f"{new_pin}#", f"{new_pin}#"]
     if kind == "loss":
-        entries = [f"{card.digits}#", id_keys(card.id_number), f"{card.pin}#"]
+        entries = [f"{card.digits}#", f"{card.pin}#", id_keys(card.id_number)]
         return "report-loss", [*entries, "1", "-"]
     return "main", ["0"]
 

@@ -25,7 +25,7 @@ import pytest
 from backend.pgcluster import LocalCluster
 from backend.settings import reset_settings
 from ivr.caller import Timeouts
-from ivr.registry import SCRIPTS, load_flows
+from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer
 from tests.conftest import (
     APP_LOG,
@@ -262,7 +262,6 @@ class Hotline:
 @pytest.fixture
 async def hotline(postgres: Postgres) -> AsyncIterator[Hotline]:
     """The real FastAGI server with the real flows, on a free loopback port."""
-    load_flows()
     server = AgiServer(SCRIPTS, timeouts=Timeouts(menu_ms=3000, entry_ms=3000))
     port = await server.start("127.0.0.1", 0)
     yield Hotline(server, port)

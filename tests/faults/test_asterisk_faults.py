@@ -44,7 +44,7 @@ import pytest
 
 from dialplan import local, sipp_call
 from ivr.agi.bridge import FlowGreenlet
-from ivr.registry import SCRIPTS, load_flows
+from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer
 from tests.conftest import APP_LOG, ROOT, IssuedCard, make_pin
 from tests.e2e.conftest import E2EAsterisk, Event, parse_events, running_asterisk
@@ -687,7 +687,6 @@ async def test_asterisk_restart_leaves_the_fastagi_server_unaffected(
     """Asterisk restarted (`core restart now`) with a call in progress on a running FastAGI
     server: the server sees a hang-up, records no error, holds no call, connection or flow
     afterwards, and serves the next call once Asterisk is back."""
-    load_flows()
     server = AgiServer(SCRIPTS)
     await server.start("127.0.0.1", asterisk.agi_ports[0])
     flows_before = live_flow_greenlets()
@@ -725,7 +724,7 @@ async def test_asterisk_restart_leaves_the_fastagi_server_unaffected(
         since = asterisk.instance.log_size()
         following = await dial(asterisk, "after", "12333", "wait:9", limit=30)
         heard = wire.heard(following.media_port, prompts)
-        assert heard.prompts()[:2] == ["welcome", "main-menu"], heard.prompts()
+        assert heard.prompts()[:2] == ["welcome", "card-menu"], heard.prompts()
         assert following.result.ended_by == "caller"
         assert await until(lambda: server.active_calls == 0, 10)
         figures(
@@ -823,7 +822,6 @@ async def test_first_server_failures_and_the_time_to_fail_over(
     the call and dropped it, or failed later than a connection can take, owns it: the
     caller hears the apology at once, and the second server is not tried (the caller may be
     half-way through a PIN change)."""
-    load_flows()
     second = AgiServer(SCRIPTS)
     await second.start("127.0.0.1", asterisk.agi_ports[1])
     port = asterisk.agi_ports[0]

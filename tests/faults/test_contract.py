@@ -27,6 +27,7 @@ from ivr import contract
 from ivr.caller import Caller
 from ivr.fake_asterisk import run_call
 from ivr.server import AgiServer
+from prompts.catalogue import Prompt
 from tests.conftest import USED_SECRETS
 from tests.faults.conftest import Postgres
 
@@ -165,13 +166,13 @@ async def test_slow_statement_is_cut_and_hides_its_sql(postgres: Postgres) -> No
 
 
 def failing_flow(caller: Caller) -> None:
-    caller.play("welcome")
+    caller.play(Prompt.WELCOME)
     structlog.contextvars.bind_contextvars(step="verify")
     raise ServiceUnavailable("the card service failed: cannot connect")
 
 
 def buggy_flow(caller: Caller) -> None:
-    caller.play("welcome")
+    caller.play(Prompt.WELCOME)
     raise KeyError("bug")
 
 

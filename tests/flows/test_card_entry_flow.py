@@ -28,13 +28,16 @@ async def test_letter_keyed_as_digit_is_caught_at_the_entry(phone: Phone, issue:
     are left out, asked again, and the report goes through with the 8 digits."""
     pin = make_pin()
     card = await issue(pin=pin)
-    keys = [f"1{card.digits}#", f"{card.digits}#", id_keys(card.id_number), f"{pin}#", "1", "-"]
+    keys = [f"1{card.digits}#", f"{card.digits}#", f"{pin}#", id_keys(card.id_number), "1", "-"]
     t = await phone.call("report-loss", keys)
-    assert t.heard[:4] == [
+    assert t.heard[:7] == [
         "enter-card-number",
         "card-number-wrong-length",
+        "tries-left",
+        "count-2",
+        "times",
         "enter-card-number",
-        "enter-id-number",
+        "enter-pin",
     ]
     assert len(await reports(card.card_number)) == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ivr.contract import NEXT_HANGUP, VAR_NEXT
+from prompts.catalogue import Prompt, render
 from tests.conftest import USED_SECRETS, make_id_number, make_pin
 from tests.flows.conftest import Phone
 from tests.flows.helpers import id_keys, pin_works
@@ -21,12 +22,12 @@ def change_keys(card: Any, old: str, new: str, again: str | None = None) -> list
 
 
 async def test_change_from_initial_pin_via_menus(phone: Phone, issue: Any) -> None:
-    """2 (card services), 2 (change PIN), five entries: the PIN is changed and remembered."""
+    """2 (change PIN), five entries: the PIN is changed and remembered."""
     card = await issue()
     new = make_pin()
-    t = await phone.call("main", ["2", "2", *change_keys(card, "123456", new)])
-    assert t.heard[:3] == ["welcome", "main-menu", "card-menu"]
-    assert [p for p, _ in t.keys][2:7] == [
+    t = await phone.call("main", ["2", *change_keys(card, "123456", new)])
+    assert t.heard[:2] == ["welcome", "card-menu"]
+    assert [p for p, _ in t.keys][1:6] == [
         "enter-card-number",
         "enter-pin",
         "enter-id-number",
@@ -109,16 +110,29 @@ async def test_birth_date_pin_refused(phone: Phone, issue: Any) -> None:
     assert "pin-rule-birth-date" in t.heard
 
 
-async def test_wrong_old_pin_tells_attempts_left(phone: Phone, issue: Any) -> None:
-    """A wrong old PIN: "wrong PIN, you can try five more times"; nothing changes."""
+async def test_wrong_old_pin_says_when_the_card_locks_and_asks_it_again(
+    phone: Phone, issue: Any
+) -> None:
+    """A wrong old PIN: "wrong PIN; five more wrong PINs lock the card", then only the PIN
+    is asked again (card and ID kept), and the right one goes on to the new PIN."""
     card = await issue()
     USED_SECRETS.add("907132")
-    t = await phone.call("change-pin", change_keys(card, "907132", make_pin()))
+    new = make_pin()
+    keys = [*change_keys(card, "907132", new)[:3], "123456#", f"{new}#", f"{new}#"]
+    t = await phone.call("change-pin", keys)
     heard = t.heard
     at = heard.index("wrong-pin")
-    assert heard[at : at + 3] == ["wrong-pin", "count-5", "attempts-left-suffix"]
-    assert "enter-new-pin-rules" not in heard
-    assert await pin_works(card.digits, card.id_number, "123456")
+    assert heard[at : at + 4] == ["wrong-pin", "count-5", "wrong-pin-locks", "enter-pin-again"]
+    assert [p for p, _ in t.keys] == [
+        "enter-card-number",
+        "enter-pin",
+        "enter-id-number",
+        "enter-pin-again",
+        "enter-new-pin-rules",
+        "enter-new-pin-again",
+    ]
+    assert "card-menu" not in heard
+    assert await pin_works(card.digits, card.id_number, new)
 
 
 async def test_locked_card_sent_to_counter(phone: Phone, issue: Any) -> None:
@@ -166,14 +180,15 @@ async def test_id_check_digit_checked_first(phone: Phone, issue: Any) -> None:
     assert "pin-changed" in heard
 
 
-async def test_star_restarts_an_entry(phone: Phone, issue: Any) -> None:
-    """`*` inside the card number starts that entry again without counting a try."""
+async def test_star_in_an_entry_goes_back_to_the_card_menu(phone: Phone, issue: Any) -> None:
+    """`*` means back in an entry as at a menu, and the card-number prompt says so: the
+    caller hears they are back and the card menu is offered; nothing changed."""
     card = await issue()
-    new = make_pin()
-    keys = ["1234*", *change_keys(card, "123456", new)]
-    t = await phone.call("change-pin", keys)
-    assert [p for p, _ in t.keys][:2] == ["enter-card-number", "enter-card-number"]
-    assert "pin-changed" in t.heard
+    keys = ["2", f"{card.digits}#", "12*", "!"]
+    t = await phone.call("main", keys)
+    assert "星号" in render()[Prompt.ENTER_CARD_NUMBER]
+    assert t.heard[-3:] == ["enter-pin", "back-to-menu", "card-menu"]
+    assert await pin_works(card.digits, card.id_number, "123456")
 
 
 async def test_silence_reprompts_then_gives_up(phone: Phone, clock: Any) -> None:

@@ -24,9 +24,8 @@ CHANGE_PROMPTS = [
 ]
 LOSS_PROMPTS = [
     "enter-card-number",
-    "enter-id-number",
     "enter-pin",
-    "loss-card-readback",
+    "enter-id-number",
     "loss-confirm",
     "loss-reported",
     "loss-reference-repeat",
@@ -66,7 +65,7 @@ async def test_hangup_during_loss_report(phone: Phone, issue: Any, prompt: str) 
     """Hang up while `prompt` plays: no report, or (once confirmed) exactly one."""
     pin = make_pin()
     card = await issue(pin=pin)
-    keys = [f"{card.digits}#", id_keys(card.id_number), f"{pin}#", "1", "-"]
+    keys = [f"{card.digits}#", f"{pin}#", id_keys(card.id_number), "1", "-"]
     t = await phone.call("report-loss", keys, hangup_at=prompt)
     assert t.ended == "caller-hangup"
     stored = await reports(card.card_number)

@@ -46,7 +46,7 @@ async def test_a_paused_card_is_told_so_and_nothing_is_changed(phone: Phone, iss
     card = await issue(pin=pin)
     for _ in range(get_settings().identity_card_limit):
         await verify_pin(card.digits, make_id_number(), pin, _call())
-    keys = [f"{card.digits}#", id_keys(card.id_number), f"{pin}#", "1"]
+    keys = [f"{card.digits}#", f"{pin}#", id_keys(card.id_number), "1"]
     t = await phone.call("report-loss", keys, caller_number=_number())
     assert t.heard[-2:] == ["identity-paused", "goodbye"]
     assert await reports(card.card_number) == []

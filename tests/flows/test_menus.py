@@ -10,14 +10,22 @@ from tests.flows.conftest import EVENING, LUNCH, OPEN, Phone
 from tests.flows.helpers import id_keys
 
 
-async def test_repeat_and_invalid_keys(phone: Phone) -> None:
-    """9 repeats the main menu; 5 is invalid and re-prompted."""
-    t = await phone.call("main", ["9", "5", "!"])
-    assert t.heard[:5] == ["welcome", "main-menu", "main-menu", "invalid-key", "main-menu"]
+async def test_invalid_key_says_the_tries_left(phone: Phone) -> None:
+    """5 is not offered: "wrong key, two more tries", then the menu again."""
+    t = await phone.call("main", ["5", "!"])
+    assert t.heard == [
+        "welcome",
+        "card-menu",
+        "invalid-key",
+        "tries-left",
+        "count-2",
+        "times",
+        "card-menu",
+    ]
 
 
 async def test_zero_reaches_agent_in_hours(phone: Phone, clock: Any) -> None:
-    """0 at the main menu in office hours: the call goes to the agent queue."""
+    """0 at the card menu in office hours: the call goes to the agent queue."""
     clock(OPEN)
     t = await phone.call("main", ["0"])
     assert t.heard[-1] == "agent-transfer"
@@ -26,20 +34,21 @@ async def test_zero_reaches_agent_in_hours(phone: Phone, clock: Any) -> None:
 
 
 async def test_zero_out_of_hours_tells_hours_and_offers_menu(phone: Phone, clock: Any) -> None:
-    """0 at lunchtime: the hours are told and the main menu is offered again."""
+    """0 at lunchtime: the hours are told and the card menu is offered again."""
     clock(LUNCH)
     t = await phone.call("main", ["0", "!"])
-    assert t.heard[-2:] == ["agent-hours", "main-menu"]
+    assert t.heard[-2:] == ["agent-hours", "card-menu"]
 
 
-async def test_card_menu_back_with_star(phone: Phone) -> None:
-    """`*` in card services goes back to the main menu."""
-    t = await phone.call("main", ["2", "*", "!"])
-    assert t.heard[-2:] == ["card-menu", "main-menu"]
+async def test_the_welcome_leads_to_the_card_menu(phone: Phone) -> None:
+    """No menu before the card services: the welcome, then the card menu, whose keys
+    are the services and an agent."""
+    t = await phone.call("main", ["!"])
+    assert t.heard == ["welcome", "card-menu"]
 
 
 async def test_retries_out_goes_to_agent_in_hours(phone: Phone, clock: Any) -> None:
-    """Three bad keys at the main menu in office hours: an agent takes over."""
+    """Three bad keys at the card menu in office hours: an agent takes over."""
     clock(OPEN)
     t = await phone.call("main", ["7", "-", "8"])
     assert "too-many-tries" in t.heard
@@ -59,7 +68,7 @@ async def test_card_status_in_words(phone: Phone, issue: Any) -> None:
     """3 in card services: after card, ID and PIN, the status and PIN state are spoken."""
     pin = make_pin()
     card = await issue(pin=pin)
-    keys = ["2", "3", f"{card.digits}#", id_keys(card.id_number), f"{pin}#", "!"]
+    keys = ["3", f"{card.digits}#", f"{pin}#", id_keys(card.id_number), "!"]
     t = await phone.call("main", keys)
     at = t.heard.index("status-intro")
     assert t.heard[at : at + 3] == ["status-intro", "status-active", "status-pin-enabled"]
@@ -69,7 +78,7 @@ async def test_status_of_a_reported_card(phone: Phone, issue: Any) -> None:
     """A card reported lost by phone is "reported lost (temporary)"."""
     pin = make_pin()
     card = await issue(pin=pin)
-    await phone.call("report-loss", [f"{card.digits}#", id_keys(card.id_number), f"{pin}#", "1"])
-    keys = ["2", "3", f"{card.digits}#", id_keys(card.id_number), f"{pin}#", "!"]
+    await phone.call("report-loss", [f"{card.digits}#", f"{pin}#", id_keys(card.id_number), "1"])
+    keys = ["3", f"{card.digits}#", f"{pin}#", id_keys(card.id_number), "!"]
     t = await phone.call("main", keys)
     assert "status-lost-temporary" in t.heard

@@ -1,4 +1,6 @@
-"""Every prompt a handler or the dialplan plays is catalogued and built in every format."""
+"""Every prompt is played somewhere, every one played is catalogued and built in every
+format. Typed ids make a mistyped prompt a mypy error; these tests keep the catalogue
+free of prompts nothing plays."""
 
 from __future__ import annotations
 
@@ -8,71 +10,31 @@ from pathlib import Path
 
 import pytest
 
+from backend.outcomes import CardState
 from backend.pinrules import PinRule
-from backend.settings import get_settings
-from prompts.catalogue import PROMPTS, missing
+from ivr.flows.card_status import STATE_PROMPTS
+from ivr.flows.common import RULE_PROMPTS
+from prompts.catalogue import MAX_COUNT, PROMPTS, Prompt
 
 ROOT = Path(__file__).resolve().parents[2]
-# Functions whose string arguments are prompt ids.
-PROMPT_TAKERS = {
-    "play",
-    "menu",
-    "ask",
-    "choose_after",
-    "choose",
-    "ask_pin",
-    "ask_new_pin",
-    "read_reference",
-}
 FORMATS = ("sln", "ulaw", "alaw", "sln16")
 
 
-def literal_prompt_ids() -> set[str]:
-    ids: set[str] = set()
-    sources = [
-        *(ROOT / "ivr" / "flows").glob("*.py"),
-        ROOT / "ivr" / "caller.py",
-        ROOT / "ivr" / "server.py",
-    ]
-    for path in sources:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                name = getattr(node.func, "attr", getattr(node.func, "id", ""))
-                if name in PROMPT_TAKERS:
-                    ids.update(
-                        a.value
-                        for a in node.args
-                        if isinstance(a, ast.Constant)
-                        and isinstance(a.value, str)
-                        and re.fullmatch(r"[a-z][a-z0-9-]+", a.value)
-                    )
-            if isinstance(node, ast.IfExp):
-                ids.update(
-                    n.value
-                    for n in (node.body, node.orelse)
-                    if isinstance(n, ast.Constant)
-                    and isinstance(n.value, str)
-                    and re.fullmatch(r"[a-z]+(-[a-z0-9]+)+", n.value)
-                )
-    from ivr.flows.card_status import _STATE_PROMPTS
-
-    ids.update(_STATE_PROMPTS.values())
-    return ids
+def prompts_in_code() -> set[Prompt]:
+    """`Prompt.X` as written in the production code that talks to callers."""
+    found: set[Prompt] = set()
+    for path in [*(ROOT / "ivr").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "Prompt"
+            ):
+                found.add(Prompt[node.attr])
+    return found
 
 
-def generated_prompt_ids() -> set[str]:
-    """Ids built at run time: rules, digits, the ID's X and counts of tries left."""
-    limit = get_settings().lockout_limit
-    return (
-        {f"pin-rule-{rule}" for rule in PinRule}
-        | {f"digit-{d}" for d in range(10)}
-        | {"letter-x"}
-        | {f"count-{n}" for n in range(1, limit)}
-    )
-
-
-def dialplan_prompt_ids() -> set[str]:
+def prompts_in_dialplan() -> set[str]:
     lines = [
         line.split(";", 1)[0]  # comments are not played
         for path in (ROOT / "dialplan").rglob("*.conf")
@@ -81,23 +43,30 @@ def dialplan_prompt_ids() -> set[str]:
     return set(re.findall(r"ivr12333/([a-z0-9-]*[a-z0-9])\b", "\n".join(lines)))
 
 
-def test_scan_finds_the_handlers_prompts() -> None:
+def test_the_scan_finds_what_the_flows_play() -> None:
     """The scan itself works: it sees prompts the flows are known to play."""
-    found = literal_prompt_ids()
-    assert {"welcome", "main-menu", "enter-id-number", "loss-confirm", "pin-changed"} <= found
-    assert len(found) > 30
+    found = prompts_in_code()
+    assert {Prompt.WELCOME, Prompt.ENTER_ID_NUMBER, Prompt.LOSS_CONFIRM} <= found
 
 
-def test_every_handler_prompt_is_catalogued() -> None:
-    """No handler plays a prompt id the catalogue lacks."""
-    assert missing(literal_prompt_ids() | generated_prompt_ids()) == set()
+def test_every_prompt_is_played_somewhere() -> None:
+    """No catalogued prompt is left unplayed (the flows or the dialplan play each)."""
+    played = {p.value for p in prompts_in_code()} | prompts_in_dialplan()
+    unplayed = sorted(p.value for p in Prompt if p.value not in played)
+    assert unplayed == []
 
 
 def test_every_dialplan_prompt_is_catalogued() -> None:
     """The dialplan's apology, hours and queue announcements are catalogued too."""
-    ids = dialplan_prompt_ids()
+    ids = prompts_in_dialplan()
     assert "service-unavailable" in ids
-    assert missing(ids) == set()
+    assert ids - set(PROMPTS) == set()
+
+
+def test_every_rule_and_state_has_its_prompt() -> None:
+    """A new PIN rule or card state cannot go unspoken."""
+    assert set(RULE_PROMPTS) == set(PinRule)
+    assert set(STATE_PROMPTS) == set(CardState)
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +78,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sound_dir(out)
 
 
-def test_every_used_prompt_is_built_in_every_format(built: Path) -> None:
-    """Each prompt a handler or the dialplan uses has .sln, .ulaw, .alaw and .sln16 files."""
-    used = literal_prompt_ids() | generated_prompt_ids() | dialplan_prompt_ids()
+def test_every_prompt_and_piece_is_built_in_every_format(built: Path) -> None:
+    """Each sound has .sln, .ulaw, .alaw and .sln16 files."""
+    wanted = set(PROMPTS)
+    assert {f"count-{MAX_COUNT}", "letter-x", "digit-0"} <= wanted
     absent = [
         f"{pid}.{fmt}"
-        for pid in sorted(used)
+        for pid in sorted(wanted)
         for fmt in FORMATS
         if not (built / f"{pid}.{fmt}").is_file()
     ]
     assert absent == []
-    assert len(PROMPTS) >= len(used)

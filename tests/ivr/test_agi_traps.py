@@ -218,3 +218,28 @@ def test_await_outside_a_flow_is_refused() -> None:
 
     with pytest.raises(RuntimeError):
         await_(nothing())
+
+
+@pytest.mark.parametrize(
+    ("reply", "key"),
+    [
+        ("200 result=50 endpos=6400\n", "2"),  # "2" pressed part-way through
+        ("200 result=42 endpos=100\n", "*"),
+        ("200 result=0 endpos=16000\n", ""),  # played through
+    ],
+)
+async def test_stream_file_until_key(reply: str, key: str) -> None:
+    """STREAM FILE with escape digits: the key that cut the prompt short, or "" when it
+    played through; the keys offered are sent quoted."""
+    result, commands = await over_socket([reply], lambda ch: ch.stream_file_until_key("w", "20*"))
+    assert result == key
+    assert commands == ['STREAM FILE w "20*"']
+
+
+async def test_stream_file_until_key_missing_file() -> None:
+    """A missing interruptible prompt returns None, and the call goes on."""
+    result, _ = await over_socket(
+        ["200 result=-1 endpos=0\n", "200 result=6\n"],
+        lambda ch: ch.stream_file_until_key("none", "2"),
+    )
+    assert result is None

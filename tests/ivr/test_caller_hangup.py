@@ -6,19 +6,20 @@ import pytest
 from structlog.testing import capture_logs
 
 from ivr.caller import Caller, CallerHungUp
+from prompts.catalogue import Prompt
 from tests.ivr.conftest import Line
 
 KEYS = ["2", "123456#", "9"]
 
 
 def every_verb(caller: Caller) -> str:
-    caller.play("welcome")
-    caller.menu("main-menu", "12", intro=["please-wait"])
-    pin = caller.ask("enter-pin", min_len=6, max_len=6, secret=True)
+    caller.play(Prompt.WELCOME)
+    caller.menu(Prompt.CARD_MENU, "12", intro=Prompt.BACK_TO_MENU)
+    pin = caller.ask(Prompt.ENTER_PIN, min_len=6, max_len=6, secret=True)
     caller.say_digits("1X")
     caller.say_count(2)
     caller.set_variable("IVR_NEXT", "hangup")
-    caller.choose_after("loss-reference-repeat", "9")
+    caller.choose_after(Prompt.LOSS_REFERENCE_REPEAT, "9")
     caller.hangup()
     return f"done {len(pin)}"
 
@@ -69,4 +70,4 @@ async def test_hangup_group(line: Line) -> None:
     """The `!` group hangs up at that input prompt."""
     transcript = await line.call(every_verb, ["!", "1"])
     assert isinstance(line.results[0], CallerHungUp)
-    assert transcript.heard == ["welcome", "please-wait", "main-menu"]
+    assert transcript.heard == ["welcome", "back-to-menu", "card-menu"]

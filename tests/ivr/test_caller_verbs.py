@@ -7,14 +7,20 @@ from typing import Any
 
 import pytest
 
-from ivr.caller import AgentRequested, Caller, NoValidInput
+from ivr.caller import AgentRequested, Caller, GoBack, NoValidInput
+from prompts.catalogue import Piece, Prompt, count, digits_of
 from tests.ivr.conftest import Line
 
-MENU = "main-menu"
+MENU = Prompt.CARD_MENU
+
+
+def left(n: int) -> list[str]:
+    """What a caller hears after a failed try: "you can try N more times"."""
+    return ["tries-left", f"count-{n}", "times"]
 
 
 def _menu(caller: Caller) -> str:
-    return caller.menu(MENU, "1239*", intro=["welcome"])
+    return caller.menu(MENU, "1239*", intro=Prompt.WELCOME)
 
 
 async def test_menu_returns_a_key(line: Line) -> None:
@@ -22,21 +28,21 @@ async def test_menu_returns_a_key(line: Line) -> None:
     transcript = await line.call(_menu, ["2"])
     assert line.results == ["2"]
     assert transcript.heard == ["welcome", MENU]
-    assert transcript.commands[1] == "GET DATA ivr12333/main-menu 5000 1"
+    assert transcript.commands[1] == "GET DATA ivr12333/card-menu 5000 1"
 
 
 async def test_menu_silence_then_key(line: Line) -> None:
     """Silence plays no-input and the menu again."""
     transcript = await line.call(_menu, ["-", "3"])
     assert line.results == ["3"]
-    assert transcript.heard == ["welcome", MENU, "no-input", MENU]
+    assert transcript.heard == ["welcome", MENU, "no-input", *left(2), MENU]
 
 
 async def test_menu_invalid_key_then_key(line: Line) -> None:
     """A key not offered plays invalid-key and the menu again."""
     transcript = await line.call(_menu, ["7", "*"])
     assert line.results == ["*"]
-    assert transcript.heard == ["welcome", MENU, "invalid-key", MENU]
+    assert transcript.heard == ["welcome", MENU, "invalid-key", *left(2), MENU]
 
 
 async def test_menu_hash_alone_is_no_input(line: Line) -> None:
@@ -56,7 +62,16 @@ async def test_menu_gives_up_after_three_failures(line: Line) -> None:
     """Three failures raise NoValidInput; the last one plays no retry prompt."""
     transcript = await line.call(lambda c: _catch(lambda: _menu(c)), ["-", "7", "#"])
     assert isinstance(line.results[0], NoValidInput)
-    assert transcript.heard == ["welcome", MENU, "no-input", MENU, "invalid-key", MENU]
+    assert transcript.heard == [
+        "welcome",
+        MENU,
+        "no-input",
+        *left(2),
+        MENU,
+        "invalid-key",
+        *left(1),
+        MENU,
+    ]
 
 
 async def test_menu_zero_asks_for_an_agent(line: Line) -> None:
@@ -65,19 +80,19 @@ async def test_menu_zero_asks_for_an_agent(line: Line) -> None:
     assert isinstance(line.results[0], AgentRequested)
     transcript = await line.call(lambda c: c.menu(MENU, "12"), ["0", "1"])
     assert line.results[1] == "1"
-    assert transcript.heard == [MENU, "invalid-key", MENU]
+    assert transcript.heard == [MENU, "invalid-key", *left(2), MENU]
 
 
 def _catch(fn: Callable[[], object]) -> object:
     try:
         return fn()
-    except (NoValidInput, AgentRequested) as exc:
+    except (NoValidInput, AgentRequested, GoBack) as exc:
         return exc
 
 
 def _ask(**options: Any) -> Callable[[Caller], object]:
     def flow(caller: Caller) -> object:
-        return _catch(lambda: caller.ask("enter-card-number", **options))
+        return _catch(lambda: caller.ask(Prompt.ENTER_CARD_NUMBER, **options))
 
     return flow
 
@@ -108,66 +123,97 @@ async def test_ask_too_long_or_short_counts_a_try(line: Line) -> None:
         _ask(min_len=8, max_len=9), ["1234567890123#", "123#", "87654321#"]
     )
     assert line.results == ["87654321"]
-    assert transcript.heard == ["enter-card-number", "invalid-key"] * 2 + ["enter-card-number"]
+    assert transcript.heard == [
+        "enter-card-number",
+        "invalid-key",
+        *left(2),
+        "enter-card-number",
+        "invalid-key",
+        *left(1),
+        "enter-card-number",
+    ]
 
 
 async def test_ask_silence_and_hash_alone_play_no_input(line: Line) -> None:
     """An empty entry (silence or # alone) plays no-input."""
     transcript = await line.call(_ask(min_len=1, max_len=4), ["-", "#", "12#"])
     assert line.results == ["12"]
-    assert transcript.heard == ["enter-card-number", "no-input"] * 2 + ["enter-card-number"]
+    assert transcript.heard == [
+        "enter-card-number",
+        "no-input",
+        *left(2),
+        "enter-card-number",
+        "no-input",
+        *left(1),
+        "enter-card-number",
+    ]
 
 
-async def test_ask_star_restarts_without_counting(line: Line) -> None:
-    """'*' anywhere restarts the entry and does not use up a try."""
-    keys = ["12*", "1*2#", "*", "-", "7#", "55#"]
-    transcript = await line.call(_ask(min_len=2, max_len=4), keys)
-    assert line.results == ["55"]
-    assert transcript.heard.count("no-input") == 1
-    assert transcript.heard.count("invalid-key") == 1
+@pytest.mark.parametrize("keys", ["*", "12*", "1*2#", "*#"])
+async def test_ask_star_goes_back(line: Line, keys: str) -> None:
+    """'*' anywhere in an entry means back, as it does at a menu: GoBack, no try used."""
+    transcript = await line.call(_ask(min_len=2, max_len=4), [keys])
+    assert isinstance(line.results[0], GoBack)
+    assert transcript.heard == ["enter-card-number"]
 
 
 async def test_ask_star_is_x(line: Line) -> None:
     """With star_is_x, '*' is the letter X and validate judges the entry."""
     seen: list[str] = []
 
-    def validate(entry: str) -> str | None:
+    def validate(entry: str) -> Prompt | None:
         seen.append(entry)
-        return None if entry.endswith("X") and "X" not in entry[:-1] else "id-number-invalid"
+        ok = entry.endswith("X") and "X" not in entry[:-1]
+        return None if ok else Prompt.ID_NUMBER_INVALID
 
     transcript = await line.call(
-        _ask(min_len=18, max_len=18, star_is_x=True, validate=validate),
+        _ask(min_len=18, max_len=18, star_is_x=True, check=validate),
         ["1101051949123*0021#", "11010519491231002*#"],
     )
     assert line.results == ["11010519491231002X"]
-    assert transcript.heard == ["enter-card-number", "id-number-invalid", "enter-card-number"]
+    assert transcript.heard == [
+        "enter-card-number",
+        "id-number-invalid",
+        *left(2),
+        "enter-card-number",
+    ]
     assert seen[-1] == "11010519491231002X"
 
 
 async def test_ask_validate_prompt_and_no_valid_input(line: Line) -> None:
     """validate's prompt plays on rejection; the third failure raises NoValidInput."""
     transcript = await line.call(
-        _ask(min_len=4, max_len=4, validate=lambda e: "wrong-pin"),
+        _ask(min_len=4, max_len=4, check=lambda e: Prompt.PIN_RULE_COMMON),
         ["1111#", "2222#", "3333#", "4444#"],
     )
     assert isinstance(line.results[0], NoValidInput)
-    assert transcript.heard == ["enter-card-number", "wrong-pin"] * 2 + ["enter-card-number"]
+    assert transcript.heard == [
+        "enter-card-number",
+        "pin-rule-common",
+        *left(2),
+        "enter-card-number",
+        "pin-rule-common",
+        *left(1),
+        "enter-card-number",
+    ]
     assert [keys for _, keys in transcript.keys] == ["1111#", "2222#", "3333#"]
 
 
 async def test_ask_secret_entry_never_in_the_exception(line: Line) -> None:
     """A secret entry's keys appear in no exception text."""
     await line.call(
-        _ask(min_len=6, max_len=6, secret=True, validate=lambda e: "wrong-pin"),
+        _ask(min_len=6, max_len=6, secret=True, check=lambda e: Prompt.PIN_RULE_COMMON),
         ["864213#"] * 3,
     )
     assert "864213" not in repr(line.results[0])
 
 
 async def test_say_digits_with_x(line: Line) -> None:
-    """say_digits reads digits and X key by key; other characters are skipped."""
-    transcript = await line.call(lambda c: c.say_digits("10-9x"), [])
+    """say_digits reads digits and X key by key; anything else is refused, not skipped."""
+    transcript = await line.call(lambda c: c.say_digits("109x"), [])
     assert transcript.heard == ["digit-1", "digit-0", "digit-9", "letter-x"]
+    with pytest.raises(ValueError):
+        digits_of("1-2")
 
 
 async def test_say_count(line: Line) -> None:
@@ -175,14 +221,22 @@ async def test_say_count(line: Line) -> None:
     transcript = await line.call(lambda c: c.say_count(3), [])
     assert transcript.heard == ["count-3"]
     with pytest.raises(ValueError, match="count"):
-        Caller.say_count(None, 0)  # type: ignore[arg-type]
+        count(0)
+
+
+async def test_say_tries_left(line: Line) -> None:
+    """ "You can try N more times" in three pieces."""
+    transcript = await line.call(lambda c: c.say_tries_left(2), [])
+    assert transcript.heard == left(2)
 
 
 async def test_choose_after(line: Line) -> None:
     """choose_after returns an offered key, or None on silence or another key."""
     for keys, expected in ((["9"], "9"), (["-"], None), (["5"], None)):
         line.results.clear()
-        transcript = await line.call(lambda c: c.choose_after("loss-reference-repeat", "9"), keys)
+        transcript = await line.call(
+            lambda c: c.choose_after(Prompt.LOSS_REFERENCE_REPEAT, "9"), keys
+        )
         assert line.results == [expected]
         assert transcript.commands == ["GET DATA ivr12333/loss-reference-repeat 5000 1"]
 
@@ -190,7 +244,7 @@ async def test_choose_after(line: Line) -> None:
 async def test_missing_prompt_is_skipped(line: Line) -> None:
     """A missing sound file is logged and skipped; the call goes on."""
     transcript = await line.call(
-        lambda c: c.play("welcome", "no-such-prompt", "goodbye"),
+        lambda c: c.play(Prompt.WELCOME, Piece("no-such-prompt"), Prompt.GOODBYE),
         [],
         available_sounds={"welcome", "goodbye"},
     )
@@ -202,10 +256,10 @@ async def test_missing_prompt_is_skipped(line: Line) -> None:
 async def test_missing_menu_prompt_counts_as_silence(line: Line) -> None:
     """A missing menu prompt collects nothing: no-input, then the flow's fallback."""
     transcript = await line.call(
-        lambda c: _catch(lambda: c.menu(MENU, "12")), [], available_sounds={"no-input"}
+        lambda c: _catch(lambda: c.menu(MENU, "12")), [], available_sounds={Prompt.NO_INPUT}
     )
     assert isinstance(line.results[0], NoValidInput)
-    assert transcript.missing == [MENU] * 3
+    assert transcript.missing.count(MENU) == 3
 
 
 async def test_set_variable_is_sanitised(line: Line) -> None:
@@ -221,7 +275,7 @@ async def test_hangup(line: Line) -> None:
 
     def flow(caller: Caller) -> None:
         caller.hangup()
-        caller.play("goodbye")
+        caller.play(Prompt.GOODBYE)
 
     transcript = await line.call(flow, [])
     assert transcript.ended == "server-hangup"

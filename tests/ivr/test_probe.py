@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from prompts.catalogue import Prompt
 from tests.conftest import APP_LOG
 from tests.ivr.conftest import Line
 
@@ -20,7 +21,7 @@ async def test_connect_and_close_is_a_probe_not_a_warning(line: Line) -> None:
         writer.close()
         await writer.wait_closed()
     await asyncio.sleep(0.2)
-    transcript = await line.call(lambda caller: caller.play("welcome"))
+    transcript = await line.call(lambda caller: caller.play(Prompt.WELCOME))
     assert transcript.heard == ["welcome"]
     lines = APP_LOG.read_text(encoding="utf-8").splitlines()[before:]
     levels = [json.loads(text).get("level") for text in lines if text.startswith("{")]

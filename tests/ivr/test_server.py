@@ -14,13 +14,14 @@ from ivr.agi.bridge import await_
 from ivr.caller import Caller
 from ivr.fake_asterisk import run_call
 from ivr.server import AgiServer
+from prompts.catalogue import Prompt
 from tests.conftest import USED_SECRETS
 from tests.ivr.conftest import Line, calls_held
 
 
 def _slow(caller: Caller) -> str:
-    caller.play("welcome")
-    return caller.menu("main-menu", "12")
+    caller.play(Prompt.WELCOME)
+    return caller.menu(Prompt.CARD_MENU, "12")
 
 
 async def test_stalled_header_does_not_block_other_calls(line: Line) -> None:
@@ -65,7 +66,7 @@ async def test_unexpected_exception(line: Line) -> None:
     to the dialplan's one apology and fallback (IVR_NEXT=unavailable)."""
 
     def broken(caller: Caller) -> None:
-        caller.play("welcome")
+        caller.play(Prompt.WELCOME)
         raise KeyError("bug")
 
     with capture_logs() as logs:
@@ -88,7 +89,7 @@ async def test_capacity_refusal() -> None:
     await calls_held(server, 1)
     refused = await run_call("127.0.0.1", port, "slow", ["1"])
     assert refused.commands == ["FAILURE"]
-    assert (await held).heard == ["welcome", "main-menu"]
+    assert (await held).heard == ["welcome", "card-menu"]
     await server.drain()
     assert not server.errors
 
@@ -97,7 +98,7 @@ async def test_many_calls_at_once(line: Line) -> None:
     """Hundreds of calls held together on one loop each get their own answers."""
 
     def flow(caller: Caller) -> str:
-        return caller.ask("enter-card-number", min_len=1, max_len=9)
+        return caller.ask(Prompt.ENTER_CARD_NUMBER, min_len=1, max_len=9)
 
     transcripts = await asyncio.gather(
         *(line.call(flow, [f"{n}#"], think_seconds=0.2) for n in range(300))
@@ -141,11 +142,11 @@ async def test_drain_lets_calls_finish_then_says_goodbye() -> None:
         await asyncio.open_connection("127.0.0.1", port)
     finished, ended = await quick, await stuck
     await drain
-    assert finished.heard == ["welcome", "main-menu"]
+    assert finished.heard == ["welcome", "card-menu"]
     assert finished.ended == "agi-returned"
-    assert ended.heard == ["welcome", "main-menu", "goodbye"]
+    assert ended.heard == ["welcome", "card-menu", "goodbye"]
     assert ended.ended == "server-hangup"
-    assert ("interrupted", "main-menu") in ended.events
+    assert ("interrupted", "card-menu") in ended.events
     assert not server.errors
 
 
@@ -161,7 +162,7 @@ async def test_secret_entry_written_nowhere(
     try:
 
         def flow(caller: Caller) -> str:
-            pin = caller.ask("enter-pin", min_len=6, max_len=6, secret=True)
+            pin = caller.ask(Prompt.ENTER_PIN, min_len=6, max_len=6, secret=True)
             return str(len(pin))
 
         transcript = await line.call(flow, [f"{secret}#"])

@@ -23,6 +23,7 @@ from ivr.agi.bridge import await_
 from ivr.caller import Caller
 from ivr.fake_asterisk import agi_environment
 from ivr.server import AgiServer
+from prompts.catalogue import Prompt
 from tests.conftest import USED_SECRETS, make_id_number
 from tests.ivr.conftest import Line
 
@@ -77,7 +78,7 @@ async def scripted_call(
 
 
 def ask_pin(caller: Caller) -> str:
-    return caller.ask("enter-pin", min_len=6, max_len=6, secret=True)
+    return caller.ask(Prompt.ENTER_PIN, min_len=6, max_len=6, secret=True)
 
 
 def reachable(roots: object, limit: int = 100_000) -> list[object]:
