@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -194,7 +195,11 @@ def agi_environment(
     ]
 
 
-_call_counter = 0
+# Asterisk's unique ids never repeat on one system; calls from two processes (two
+# `ivr12333 simulate` runs against one database) must not share one either, or the second
+# would inherit the first's hand-off and per-call limits. So each process counts on from
+# its own random start.
+_call_counter = secrets.randbelow(10**9) * 1000
 
 
 def _next_unique_id() -> str:
