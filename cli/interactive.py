@@ -34,7 +34,7 @@ from ivr.fake_asterisk import HANG_UP, Asked, CallEvent, Heard, Missing, Paused,
 from ivr.simulator import PromptLengths, SimulatedCall, asks_for_pin, place_call
 
 BAD_LINE = "not an entry: keys 0-9, * and A-D, optionally ending in #; - for silence; ! to hang up"
-HELP = "At each > key one entry and press Enter: keys (# may end them), - silence, ! hang up."
+HELP = "Key one entry at each prompt and press Enter: keys (# may end them), - silence, ! hang up."
 # A person may think for a long while; the server's own reply limit still applies.
 CALL_TIME_LIMIT = 4 * 3600.0
 
@@ -129,17 +129,33 @@ class Terminal(Front):
         self._line(f"⚠ missing prompt: {prompt_id}")
 
     def asked(self, prompt_id: str, max_digits: int, timeout_ms: int) -> None:
-        self._flush()
+        self._flush()  # the `> ` comes with the read, once echo is set for the entry
+
+    def _ask(self) -> str | None:
         self.stdout.write("> ")
         self.stdout.flush()
+        return self.stdin.readline() or None
 
     async def read(self, secret: bool) -> str | None:
-        if secret and self.stdin.isatty():
-            line = await asyncio.to_thread(_read_unechoed, self.stdin)
-            self.stdout.write("••••••\n")  # the entry was made, its keys are not shown
-            self.stdout.flush()
-            return line
-        return await super().read(secret)
+        typed = self.stdin.isatty()
+        if secret and typed:
+            line = await asyncio.to_thread(self._ask_unechoed)
+        else:
+            line = await asyncio.to_thread(self._ask)
+        if secret and line is not None:
+            shown = "••••••"  # the entry was made; its keys, or how many, are not shown
+        elif typed or line is None:
+            return line  # the terminal has echoed it
+        else:
+            shown = line.strip()  # from a pipe: show what the caller keyed
+        self.stdout.write(f"{shown}\n")
+        self.stdout.flush()
+        return line
+
+    def _ask_unechoed(self) -> str | None:
+        # Echo goes off before the `> `, so nothing typed after it can be echoed.
+        with _no_echo(self.stdin.fileno()):
+            return self._ask()
 
     def refused(self) -> None:
         self._line(f"⚠ {BAD_LINE}")
@@ -149,15 +165,9 @@ class Terminal(Front):
         self._line(f"— {how}{after}")
 
 
-def _read_unechoed(stdin: TextIO) -> str | None:
-    """One line from a terminal with echo off (a PIN)."""
-    with _no_echo(stdin.fileno()):
-        line = stdin.readline()
-    return line or None
-
-
 @contextlib.contextmanager
 def _no_echo(fd: int) -> Iterator[None]:
+    """A terminal that does not echo what is typed (a PIN), restored afterwards."""
     import termios
 
     old = termios.tcgetattr(fd)
