@@ -120,8 +120,9 @@ def _interactive(args: argparse.Namespace) -> int:
 
     if args.keys or args.hangup_at:
         raise CommandError("--interactive reads keys as the call goes: drop --keys, --hangup-at")
-    # Standard output is the caller's, and in --json mode the protocol's alone.
-    _configure_logging(args.verbose and not args.json)
+    # Standard output is the caller's (in --json mode the protocol's alone): logs go to the
+    # log file, and with --verbose to standard error too.
+    _configure_logging(args.verbose)
     try:
         lengths = built_prompts(args.sounds)
     except (BuildError, OSError) as exc:  # the call goes on; lengths read as unknown

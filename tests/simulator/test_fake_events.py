@@ -3,7 +3,10 @@ is asked, and what they hear, as it happens."""
 
 from __future__ import annotations
 
-from ivr.fake_asterisk import Asked, CallEvent, Heard, Keyed, Paused
+import pytest
+
+from ivr.fake_asterisk import Asked, CallEvent, Heard, Keyed, Paused, Transcript
+from ivr.simulator import SimulatedCall
 from tests.ivr.test_fake_asterisk import drive
 
 
@@ -61,3 +64,26 @@ async def test_key_source_is_asked_at_each_entry_and_can_hang_up() -> None:
     assert replies[1:3] == ["200 result=-1", "HANGUP"]
     assert transcript.ended == "caller-hangup"
     assert transcript.keys == [("main-menu", "7")]
+
+
+@pytest.mark.parametrize(
+    ("ended", "ivr_next", "how"),
+    [
+        ("caller-hangup", None, "caller-hangup"),
+        ("caller-hangup", "agent", "caller-hangup"),
+        ("server-hangup", "hangup", "ivr-hangup"),
+        ("agi-returned", "hangup", "ivr-hangup"),
+        ("agi-returned", "agent", "agent"),
+        ("agi-returned", "unavailable", "unavailable"),
+        ("agi-returned", None, "agi-returned"),
+        ("timeout", None, "timeout"),
+    ],
+)
+def test_how_a_call_ended(ended: str, ivr_next: str | None, how: str) -> None:
+    """The end event's `how`: the caller's hang-up first, then the server's, then what the
+    script left IVR_NEXT for the dialplan to do."""
+    transcript = Transcript(ended=ended)
+    if ivr_next is not None:
+        transcript.variables["IVR_NEXT"] = ivr_next
+    call = SimulatedCall(transcript, ())
+    assert (call.how, call.ivr_next) == (how, ivr_next)

@@ -258,3 +258,19 @@ async def test_at_is_refused_in_production_and_checked(database_url: str, sounds
         assert code == 1 and said in err, err
         assert "Traceback" not in err
         assert sim.raw == []
+
+
+async def test_the_ivr_hangs_up_after_three_silences_out_of_hours(
+    database_url: str, sounds: Path
+) -> None:
+    """Out of hours, three silences at the main menu: too many tries, the agents' hours,
+    goodbye and the IVR hangs up: end `ivr-hangup` with IVR_NEXT=hangup."""
+    sim = await start(database_url, sounds, "--at", EVENING)
+    for _ in range(3):
+        assert (await sim.until_input())["prompt"] == "main-menu"
+        sim.send("-")
+    end = await sim.until_input()
+    assert end == {"event": "end", "how": "ivr-hangup", "ivr_next": "hangup"}
+    heard = [e["id"] for e in sim.events if e["event"] == "prompt"]
+    assert heard[-3:] == ["too-many-tries", "agent-hours", "goodbye"]
+    assert await sim.finish() == (0, "")
