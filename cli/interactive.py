@@ -186,8 +186,11 @@ async def talk(
     """Place the call; each entry is read from `front` when the flow asks for it."""
 
     def observe(event: CallEvent) -> None:
+        # Keyed is not shown: the front has what was typed, and a PIN stays unshown.
         if isinstance(event, Heard):
             front.heard(event.prompt, lengths(event.prompt), event.interruptible)
+        elif isinstance(event, Asked):
+            front.asked(event.prompt, event.max_digits, event.timeout_ms)
         elif isinstance(event, Paused):
             front.paused(event.seconds)
         elif isinstance(event, Missing):
@@ -204,16 +207,11 @@ async def talk(
             front.refused()
             front.asked(prompt_id, max_digits, timeout_ms)
 
-    def observe_and_ask(event: CallEvent) -> None:
-        observe(event)
-        if isinstance(event, Asked):
-            front.asked(event.prompt, event.max_digits, event.timeout_ms)
-
     front.start(script, caller_number)
     call = await place_call(
         script,
         key_source=keys,
-        observer=observe_and_ask,
+        observer=observe,
         caller_number=caller_number,
         time_limit=CALL_TIME_LIMIT,
     )

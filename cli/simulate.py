@@ -145,20 +145,10 @@ def _configure_logging(verbose: bool) -> None:
 async def _run(
     script: str, keys: list[str], caller_number: str, hangup_at: int | str | None
 ) -> tuple[Transcript, list[ServerError]]:
-    from ivr.fake_asterisk import run_call
-    from ivr.registry import SCRIPTS, load_flows
-    from ivr.server import AgiServer
+    from ivr.simulator import place_call
 
-    load_flows()
-    server = AgiServer(SCRIPTS, drain_seconds=5.0)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        transcript = await run_call(
-            "127.0.0.1", port, script, keys, hangup_at=hangup_at, caller_number=caller_number
-        )
-    finally:
-        await server.drain()
-    return transcript, list(server.errors)
+    call = await place_call(script, keys=keys, caller_number=caller_number, hangup_at=hangup_at)
+    return call.transcript, list(call.errors)
 
 
 def _prompt_text() -> Callable[[str], str]:
