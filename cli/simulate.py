@@ -2,6 +2,8 @@
 
 The server runs in this process on a free loopback port; the fake Asterisk keys what
 `--keys` says (groups as in `ivr.fake_asterisk`) and the call is printed as heard.
+`--interactive` waits for the caller at each entry instead (`cli.interactive`; `--json`
+for programs).
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.keysarg import help_text, read_keys
@@ -32,7 +36,28 @@ def register(parser: argparse.ArgumentParser) -> None:
             "digits then # | digits (then silence) | # | - (silence) | ! (hang up)"
         ),
     )
-    parser.add_argument("--caller", default="13800138000", help="caller's number")
+    parser.add_argument(
+        "--caller", "--caller-id", dest="caller", default="13800138000", help="caller's number"
+    )
+    parser.add_argument(
+        "--interactive",
+        action="store_true",
+        help="wait for the caller's keys at each entry (a person, or a program with --json)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="with --interactive: the line protocol for programs on standard input and output",
+    )
+    parser.add_argument(
+        "--at",
+        help="place the call at this moment, e.g. 2026-12-02T10:30+08:00 (not in production)",
+    )
+    parser.add_argument(
+        "--sounds",
+        type=Path,
+        help="where the built prompts are (default <data dir>/sounds); built there if missing",
+    )
     parser.add_argument(
         "--hangup-at",
         help="hang up when the Nth command arrives (a number) or when a prompt id plays",
@@ -44,6 +69,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _simulate(args: argparse.Namespace) -> int:
     from cli.main import CommandError
 
+    if args.at:
+        _place_at(args.at)
+    if args.json and not args.interactive:
+        raise CommandError("--json needs --interactive")
+    if args.interactive:
+        return _interactive(args)
     keys = read_keys(args.keys, "simulate").split()
     try:
         check_groups(keys)
@@ -62,6 +93,47 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _place_at(moment: str) -> None:
+    """The service believes it is `moment` (IVR_NOW_OVERRIDE, which production refuses)."""
+    import datetime as dt
+    import os
+
+    from backend.settings import get_settings, reset_settings
+    from cli.main import CommandError
+
+    try:
+        when = dt.datetime.fromisoformat(moment)
+    except ValueError:
+        raise CommandError(f"--at: not a moment like 2026-12-02T10:30+08:00: {moment!r}") from None
+    if when.tzinfo is None:
+        raise CommandError("--at needs a time zone, e.g. 2026-12-02T10:30+08:00")
+    os.environ["IVR_NOW_OVERRIDE"] = when.isoformat()
+    reset_settings()
+    get_settings()  # production refuses the override: say so before the call
+
+
+def _interactive(args: argparse.Namespace) -> int:
+    from cli import interactive
+    from cli.main import CommandError
+    from ivr.simulator import built_prompts
+    from prompts.build import BuildError
+
+    if args.keys or args.hangup_at:
+        raise CommandError("--interactive reads keys as the call goes: drop --keys, --hangup-at")
+    # Standard output is the caller's (in --json mode the protocol's alone): logs go to the
+    # log file, and with --verbose to standard error too.
+    _configure_logging(args.verbose)
+    try:
+        lengths = built_prompts(args.sounds)
+    except (BuildError, OSError) as exc:  # the call goes on; lengths read as unknown
+        print(f"ivr12333 simulate: warning: prompts not built ({exc})", file=sys.stderr)
+        lengths = built_prompts(args.sounds, build=False)
+    call = interactive.run(args.script, args.caller, lengths, json_mode=args.json)
+    if call.errors:
+        raise CommandError(f"the flow failed: {call.errors[0].message}")
+    return 0
+
+
 def _configure_logging(verbose: bool) -> None:
     from backend.logsetup import configure_logging
     from backend.settings import get_settings
@@ -73,19 +145,10 @@ def _configure_logging(verbose: bool) -> None:
 async def _run(
     script: str, keys: list[str], caller_number: str, hangup_at: int | str | None
 ) -> tuple[Transcript, list[ServerError]]:
-    from ivr.fake_asterisk import run_call
-    from ivr.scripts import SCRIPTS
-    from ivr.server import AgiServer
+    from ivr.simulator import place_call
 
-    server = AgiServer(SCRIPTS, drain_seconds=5.0)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        transcript = await run_call(
-            "127.0.0.1", port, script, keys, hangup_at=hangup_at, caller_number=caller_number
-        )
-    finally:
-        await server.drain()
-    return transcript, list(server.errors)
+    call = await place_call(script, keys=keys, caller_number=caller_number, hangup_at=hangup_at)
+    return call.transcript, list(call.errors)
 
 
 def _prompt_text() -> Callable[[str], str]:

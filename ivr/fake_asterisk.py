@@ -15,6 +15,13 @@ Keys are 0-9 and `*`, and A-D, which some keypads have and Asterisk returns as l
 When the groups run out, the caller hangs up at the next input prompt. `hangup_at` hangs up
 elsewhere: an int N hangs up when the Nth command arrives (1-based), a str when that prompt
 is played.
+
+Instead of scripted groups, a call can take its keys from a `key_source`: an async callback
+asked at each input prompt (a person at a terminal, a program), returning one group. An
+`observer` is told of each event as it happens (`Heard`, `Asked`, `Keyed`, `Paused`,
+`Missing`). A prompt is interruptible when the caller's keys cut it short: GET DATA
+prompts, and STREAM FILE with escape digits; Playback and STREAM FILE with "" are not. A
+caller here always listens a STREAM FILE through, as Asterisk reports it: `result=0`.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import shlex
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from ivr.contract import SOUNDS_SUBDIR
@@ -60,6 +68,52 @@ _USAGE = {
 }
 # A prompt's "length" in samples, for endpos.
 _ENDPOS = 16000
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A prompt played to the caller."""
+
+    prompt: str
+    interruptible: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The caller is asked for keys (GET DATA after its prompt, or WAIT FOR DIGIT, whose
+    `prompt` is the last one heard). `timeout_ms` 0: Asterisk's default."""
+
+    prompt: str
+    max_digits: int
+    timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """The group the caller keyed at the input just asked. It may hold a PIN: an observer
+    must not show it."""
+
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """A Wait between prompts."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """A prompt Asterisk could not find (the caller hears nothing)."""
+
+    prompt: str
+
+
+CallEvent = Heard | Asked | Keyed | Paused | Missing
+Observer = Callable[[CallEvent], None]
+# Asked for one entry: (prompt id, max digits, timeout in ms) -> one key group.
+KeySource = Callable[[str, int, int], Awaitable[str]]
 
 
 def check_groups(keys: Sequence[str]) -> list[str]:
@@ -141,7 +195,11 @@ def agi_environment(
     ]
 
 
-_call_counter = 0
+# Asterisk's unique ids never repeat on one system; calls from two processes (two
+# `ivr12333 simulate` runs against one database) must not share one either, or the second
+# would inherit the first's hand-off and per-call limits. So each process counts on from
+# its own random start.
+_call_counter = secrets.randbelow(10**9) * 1000
 
 
 def _next_unique_id() -> str:
@@ -162,6 +220,8 @@ class FakeCall:
         hangup_at: int | str | None = None,
         available_sounds: set[str] | None = None,
         think_seconds: float = 0.0,
+        key_source: KeySource | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
@@ -169,9 +229,16 @@ class FakeCall:
         self._hangup_at = hangup_at
         self._available = available_sounds
         self._think = think_seconds
+        self._key_source = key_source
+        self._observer = observer
+        self._last_heard = ""
         self._pending_read: asyncio.Task[bytes] | None = None
         self._dead = False
         self.transcript = Transcript()
+
+    def _tell(self, event: CallEvent) -> None:
+        if self._observer is not None:
+            self._observer(event)
 
     # -- the socket ----------------------------------------------------------------------
 
@@ -258,11 +325,12 @@ class FakeCall:
 
     async def _dispatch(self, verb: str, args: list[str]) -> None:
         if verb == "STREAM FILE":
-            self._stream_file(args[0])
+            # No escape digits (or "") make the prompt uninterruptible.
+            self._stream_file(args[0], interruptible=len(args) > 1 and bool(args[1]))
         elif verb == "GET DATA":
             await self._get_data(args)
         elif verb == "WAIT FOR DIGIT":
-            await self._wait_for_digit()
+            await self._wait_for_digit(args)
         elif verb == "SET VARIABLE" and len(args) >= 2:
             self.transcript.variables[args[0]] = args[1]
             self._send("200 result=1")
@@ -284,50 +352,64 @@ class FakeCall:
         else:
             self._send(INVALID_REPLY)
 
-    def _prompt(self, sound: str) -> bool:
+    def _prompt(self, sound: str, interruptible: bool) -> bool:
         """Record a prompt played; False if Asterisk has no such sound file."""
         pid = prompt_id(sound)
         if self._available is not None and pid not in self._available:
             self.transcript.events.append(("missing", pid))
+            self._tell(Missing(pid))
             return False
         self.transcript.events.append(("prompt", pid))
+        self._last_heard = pid
+        self._tell(Heard(pid, interruptible))
         return True
 
-    def _stream_file(self, sound: str) -> None:
-        if not self._prompt(sound):
+    def _stream_file(self, sound: str, *, interruptible: bool) -> None:
+        if not self._prompt(sound, interruptible):
             self._send("200 result=-1 endpos=0")
         elif self._hangup_at == prompt_id(sound):
             self._hang_up(f"200 result=-1 endpos={_ENDPOS // 2}")
         else:
             self._send(f"200 result=0 endpos={_ENDPOS}")
 
-    async def _next_group(self, sound: str | None) -> str | None:
+    async def _next_group(self, sound: str | None, max_digits: int, timeout_ms: int) -> str | None:
         """The caller's keys at this input prompt; None if the caller hangs up here."""
         if sound is not None and self._hangup_at == prompt_id(sound):
             return None
         if await self._thinking_interrupted():
             self.transcript.events.append(("interrupted", prompt_id(sound or "")))
             return ""  # no reply: the next command has arrived
-        if not self._groups or self._groups[0] == HANG_UP:
+        asked = prompt_id(sound) if sound is not None else self._last_heard
+        self._tell(Asked(asked, max_digits, timeout_ms))
+        if self._key_source is not None:
+            group = check_groups([await self._key_source(asked, max_digits, timeout_ms)])[0]
+            if group == HANG_UP:
+                return None
+        elif not self._groups or self._groups[0] == HANG_UP:
             return None
-        group = self._groups.pop(0)
+        else:
+            group = self._groups.pop(0)
         self.transcript.events.append(("keys", group))
+        self._tell(Keyed(group))
         return group
 
     async def _get_data(self, args: list[str]) -> None:
         sound = args[0]
+        timeout_ms = int(args[1]) if len(args) > 1 and args[1].isdigit() else 0
         max_digits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
-        if not self._prompt(sound):
+        if not self._prompt(sound, interruptible=True):
             self._send("200 result=-1")  # Asterisk gives up before collecting keys
             return
-        group = await self._next_group(sound)
+        group = await self._next_group(sound, max_digits, timeout_ms)
         if group is None:
             self._hang_up("200 result=-1")
         elif group:
             self._send(_get_data_reply(group, max_digits))
 
-    async def _wait_for_digit(self) -> None:
-        group = await self._next_group(None)
+    async def _wait_for_digit(self, args: list[str]) -> None:
+        # -1 waits for ever; reported as 0, Asterisk's "no limit given".
+        timeout_ms = int(args[0]) if args and args[0].isdigit() else 0
+        group = await self._next_group(None, 1, timeout_ms)
         if group is None:
             self._hang_up("200 result=-1")
         elif group:
@@ -339,6 +421,7 @@ class FakeCall:
         if app == "wait":
             # A pause between prompts: recorded so a test can see where it fell.
             self.transcript.events.append(("pause", args[1] if len(args) > 1 else ""))
+            self._tell(Paused(_seconds(args[1] if len(args) > 1 else "")))
             self._send("200 result=0")
             return
         if app != "playback":
@@ -347,10 +430,19 @@ class FakeCall:
         status = "SUCCESS"
         for sound in (args[1] if len(args) > 1 else "").split(","):
             for part in sound.split("&"):
-                if part and not self._prompt(part):
+                if part and not self._prompt(part, interruptible=False):
                     status = "FAILED"
         self.transcript.variables["PLAYBACKSTATUS"] = status
         self._send("200 result=0")
+
+
+def _seconds(text: str) -> float:
+    """Wait's argument in seconds; what Asterisk cannot read it treats as no wait."""
+    try:
+        value = float(text)
+    except ValueError:
+        return 0.0
+    return value if value > 0 else 0.0
 
 
 def _get_data_reply(group: str, max_digits: int) -> str:
@@ -390,8 +482,11 @@ async def run_call(
     available_sounds: set[str] | None = None,
     think_seconds: float = 0.0,
     time_limit: float = 30.0,
+    key_source: KeySource | None = None,
+    observer: Observer | None = None,
 ) -> Transcript:
-    """Connect to a FastAGI server as Asterisk would and play one scripted call."""
+    """Connect to a FastAGI server as Asterisk would and play one call: keys from the
+    scripted groups, or from `key_source` when given; events told to `observer`."""
     reader, writer = await asyncio.open_connection(host, port)
     call = FakeCall(
         reader,
@@ -400,5 +495,7 @@ async def run_call(
         hangup_at=hangup_at,
         available_sounds=available_sounds,
         think_seconds=think_seconds,
+        key_source=key_source,
+        observer=observer,
     )
     return await call.run(script, host, port, caller_number, time_limit)
