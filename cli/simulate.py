@@ -164,12 +164,14 @@ def render(transcript: Transcript, text: Callable[[str], str]) -> list[str]:
     """The call as lines: what the caller heard and what they keyed (PINs as `*`)."""
     lines: list[str] = []
     spelled = False  # the previous line reads a number out key by key
+    counted = False  # the previous line ends with a count ("two"), its sentence unfinished
     asked = ""  # the prompt the next keys answer
     for kind, value in transcript.events:
         key_by_key = kind == "prompt" and value.startswith(("digit-", "letter-"))
+        count = kind == "prompt" and value.startswith("count-")
         if kind == "prompt":
             asked = value
-        if key_by_key and spelled:
+        if kind == "prompt" and lines and ((key_by_key and spelled) or count or counted):
             lines[-1] += text(value)
         elif kind == "prompt":
             lines.append(f"🔊 {text(value)}")
@@ -181,6 +183,7 @@ def render(transcript: Transcript, text: Callable[[str], str]) -> list[str]:
         elif kind == "missing":
             lines.append(f"⚠ missing prompt: {value}")
         spelled = key_by_key
+        counted = count
     if transcript.ended == "caller-hangup":
         lines.append(f"☎ {HANG_UP} (hung up)")
     for name, value in transcript.variables.items():

@@ -242,10 +242,11 @@ async def test_database_hung_by_a_lock(
         held = time.monotonic()
         first = await calls(hotline, card_stock, spread(KINDS, 40))
         await asyncio.sleep(max(0.0, 3 - (time.monotonic() - held)))
-        # The 7th command is the first after the caller's PIN: they are gone by then.
+        # The 6th command is the first after the caller's last entry (the ID number): they
+        # are gone by then.
         second, left = await asyncio.gather(
             calls(hotline, card_stock, spread(KINDS, 30)),
-            calls(hotline, card_stock, ["status"] * 6, hangup_at=7),
+            calls(hotline, card_stock, ["status"] * 6, hangup_at=6),
         )
         figures.calls += first + second + left
         await asyncio.sleep(max(0.0, 8 - (time.monotonic() - held)))
@@ -257,7 +258,7 @@ async def test_database_hung_by_a_lock(
     needing_cards = [c for c in first + second if c.kind != "agent"]
     assert all(c.next == contract.NEXT_UNAVAILABLE for c in needing_cards)
     for call in left:
-        assert call.transcript.commands[5].startswith("GET DATA ivr12333/enter-pin")
+        assert call.transcript.commands[4].startswith("GET DATA ivr12333/enter-id-number")
         assert call.transcript.ended == "caller-hangup" and call.apologies == 0
     assert figures.recovery_seconds < 1
 
