@@ -187,7 +187,7 @@ _FIXED: dict[Prompt, str] = {
     Prompt.QUEUE_THEREARE: "您前面还有",
     Prompt.QUEUE_CALLSWAITING: "位来电在等候。",
     Prompt.QUEUE_THANKYOU: "感谢您的耐心等待。",
-    Prompt.QUEUE_TIMEOUT: "对不起，坐席全忙，请稍后再拨。再见。",
+    Prompt.QUEUE_TIMEOUT: "坐席全忙，请稍后再拨。再见。",
 }
 
 _PIECES: dict[str, str] = {

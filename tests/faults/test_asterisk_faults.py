@@ -512,19 +512,19 @@ async def test_fastagi_server_killed_mid_call(
         # Office hours: three calls in progress when the first server dies.
         clock(OFFICE_OPEN)
         since = asterisk.instance.log_size()
-        # The entry prompt lasts 9.3 s, then Asterisk waits 6 s for keys: the kill comes
-        # about 11 s into this call, in that wait, when the caller hears nothing.
+        # The entry prompt lasts 3.8 s, then Asterisk waits 6 s for keys: the kill comes
+        # about 7 s into this call, in that wait, when the caller hears nothing.
         calls = [dial(asterisk, "silent", "123331", "wait:45")]
         channels = {"silent": await channel_of(asterisk, since, "change-pin")}
-        await asyncio.sleep(8.5)
+        await asyncio.sleep(5.5)
         calls += [
             dial(asterisk, "welcome", "12333", "wait:45"),
             dial(asterisk, "keying", "123332", f"wait:1 {other.digits}# wait:45"),
         ]
         channels["welcome"] = await channel_of(asterisk, since, "main")
         channels["keying"] = await channel_of(asterisk, since, "report-loss")
-        # 2 s into the welcome (6 s) and 1 s into keying the card number (3 s).
-        await asyncio.sleep(2.0)
+        # 1.5 s into the welcome (2.8 s) and into keying the card number (3 s).
+        await asyncio.sleep(1.5)
         killed_at = first.kill()
         fresh = dial(
             asterisk,
