@@ -260,8 +260,8 @@ async def test_hang_up_in_the_middle_of_a_pin_change_changes_nothing(
 async def test_star_leaves_the_agent_queue_for_self_service(
     app: AgiServer, e2e_asterisk: E2EAsterisk, clock: Any, heard: Heard
 ) -> None:
-    """Waiting for an agent (nobody answers), the caller presses * and is back at the main
-    menu of the self-service."""
+    """Waiting for an agent (nobody answers), the caller presses * and is back at the
+    welcome and card menu of the self-service."""
     clock(OPEN)
     trace = await dial(e2e_asterisk, "wait:8 0 wait:14 * wait:12")
     whats = trace.whats()
@@ -269,3 +269,14 @@ async def test_star_leaves_the_agent_queue_for_self_service(
     assert "queue-exit" in whats, whats
     assert whats.count("start main") == 2, whats
     assert heard.prompts.count("welcome") == 2, heard.prompts
+
+
+async def test_a_key_during_the_welcome_goes_straight_to_the_service(
+    app: AgiServer, e2e_asterisk: E2EAsterisk, heard: Heard
+) -> None:
+    """A caller who knows the menu presses 2 half-way through the welcome: Asterisk cuts
+    the welcome short and the card-number prompt follows, the card menu never played."""
+    trace = await dial(e2e_asterisk, "wait:1.5 2 wait:3")
+    assert trace.result.answered, trace.result.summary()
+    assert heard.prompts[:2] == ["welcome", "enter-card-number"], heard.prompts
+    assert "card-menu" not in heard.prompts
