@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium fonts-wqy-microhei docker-compose libatomic1
 STAMP := .local/stamps
 
-.PHONY: run test lint typecheck unit e2e browser faults deps system-deps venv clean bench cx
+.PHONY: run test lint typecheck unit e2e browser faults deps system-deps venv clean bench cx callers cx
 
 run: deps
 	$(BIN)/ivr12333 run
@@ -37,6 +37,10 @@ bench: deps
 # Each flow's happy-path call time from the built sounds, against the goals (bench/cx.py).
 cx: deps
 	$(BIN)/python -m bench.cx
+
+# 150 callers who slip, through the real flows: the share served without an agent.
+callers: deps
+	$(BIN)/python -m bench.callers
 
 # `make test` in a container of a pristine Debian 12, on the committed tree (podman; see
 # "A fresh Debian 12 in a container" in docker/README.md). Needs no .venv here.
