@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium fonts-wqy-microhei docker-compose libatomic1
 STAMP := .local/stamps
 
-.PHONY: run test lint typecheck unit e2e browser faults deps system-deps venv clean bench cx callers cx
+.PHONY: run test lint typecheck unit e2e browser faults deps system-deps venv clean bench cx callers
 
 run: deps
 	$(BIN)/ivr12333 run
