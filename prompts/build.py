@@ -190,7 +190,9 @@ def render_audio(text: str, recording: Path | None = None) -> dict[str, bytes]:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     # Asterisk may be playing the old file; it must never see half a new one.
-    tmp = path.with_name(f".{path.name}.tmp")
+    # The process id in the name: two builds at once (a test run and `make cx`) never
+    # write into each other's half-made file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
