@@ -123,6 +123,9 @@ async def test_happy_paths_through_the_real_flows(db: str, lengths: PromptLength
         assert 0 < time.keying_over < time.listening
         # Nothing the caller keyed is kept in the record, only how many keys.
         assert all("group" not in e for e in result.events)
+    # The call-time goals hold for the prompts as written and built (lengths of sound
+    # files, not a clock): a longer prompt or an extra step on a happy path fails here.
+    assert [r.over_goal for r in results] == [[] for _ in results]
     table = "\n".join(report(results, catalogue_lengths(lengths)))
     for path in HAPPY_PATHS:
         assert path.name in table
