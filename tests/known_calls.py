@@ -8,7 +8,9 @@ wrong PINs (`SERVER_ENV`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +95,25 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], seconds: float = 10
     async with asyncio.timeout(seconds):
         while not await predicate():  # noqa: ASYNC110 - another process writes the rows
             await asyncio.sleep(0.05)
+
+
+@contextlib.contextmanager
+def server_settings() -> Iterator[None]:
+    """`SERVER_ENV` for a server in this process (the `phone` fixture's), then as before."""
+    from backend.settings import reset_settings
+
+    saved = {key: os.environ.get(key) for key in SERVER_ENV}
+    os.environ.update(SERVER_ENV)
+    reset_settings()
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        reset_settings()
 
 
 def expected_total(table: dict[Any, int]) -> int:
