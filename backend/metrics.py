@@ -175,7 +175,11 @@ def transaction_ended(
     token: contextvars.Token[list[tuple[str, str, str]] | None], *, committed: bool
 ) -> None:
     rows = _AUDITED.get() or []
-    _AUDITED.reset(token)
+    try:
+        _AUDITED.reset(token)
+    except ValueError:
+        # Ended in another context (a transaction abandoned and finalised elsewhere).
+        return
     if committed:
         for channel, action, outcome in rows:
             _count_audit(channel, action, outcome)
