@@ -317,7 +317,11 @@ async def serve(
     bound = await server.start(host, port)
     listener = None
     if metrics_address is not None:
-        listener = await start_listener(*metrics_address, lambda: _readiness(server))
+        try:
+            listener = await start_listener(*metrics_address, lambda: _readiness(server))
+        except OSError as exc:
+            # Calls matter more than their metrics: serve them, and say so loudly.
+            log.error("agi.metrics_unavailable", address=metrics_address, reason=str(exc))
     tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -216,3 +216,44 @@ async def test_readiness_says_the_database_is_unreachable(tmp_path: Path) -> Non
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_a_taken_metrics_port_does_not_stop_calls(tmp_path: Path) -> None:
+    """With its metrics port taken by another program, the server still takes calls and
+    logs that it has no metrics listener."""
+    import socket
+
+    from ivr.fake_asterisk import run_call
+
+    taken = socket.socket()
+    taken.bind((HOST, 0))
+    taken.listen()
+    err = tmp_path / "agi.err"
+    with err.open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cli.main",
+            "agi",
+            "serve",
+            "--port",
+            "0",
+            "--metrics-port",
+            str(taken.getsockname()[1]),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if k != "IVR_LOG_FILE"},
+        )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            listening = (await proc.stdout.readline()).decode()
+        port = int(listening.rsplit(":", 1)[1])
+        transcript = await run_call(HOST, port, "echo", ["12345678#"])
+        assert transcript.variables == {"IVR_NEXT": "hangup"}
+        assert "agi.metrics_unavailable" in err.read_text()
+    finally:
+        taken.close()
+        proc.kill()
+        await proc.wait()
