@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from backend.db.engine import get_engine
-from ivr.fake_asterisk import FakeCall
+from ivr.fake_asterisk import FakeCall, run_call
 from tests import known_calls
 from tests.conftest import ROOT
 
@@ -184,7 +184,8 @@ async def test_health_and_readiness_say_why(agi_server: Served) -> None:
 
 
 async def test_readiness_says_the_database_is_unreachable(tmp_path: Path) -> None:
-    """A server whose database cannot be reached answers /readyz 503 and says so."""
+    """A server whose database cannot be reached answers /readyz 503 and says so; a call
+    it serves is counted, and its row, which cannot be written, is counted as dropped."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -207,12 +208,24 @@ async def test_readiness_says_the_database_is_unreachable(tmp_path: Path) -> Non
     try:
         assert proc.stdout is not None
         async with asyncio.timeout(30):
-            await proc.stdout.readline()
+            first = (await proc.stdout.readline()).decode().strip()
             url = (await proc.stdout.readline()).decode().split()[-1].removesuffix("/metrics")
         async with httpx.AsyncClient(base_url=url) as http:
             response = await http.get("/readyz")
-        assert response.status_code == 503
-        assert response.text.startswith("not ready: database unreachable")
+            assert response.status_code == 503
+            assert response.text.startswith("not ready: database unreachable")
+            agi_port = int(first.rsplit(":", 1)[1])
+            transcript = await run_call(HOST, agi_port, "echo", ["12345678#"])
+            assert transcript.variables == {"IVR_NEXT": "hangup"}
+            found: dict[Any, float] = {}
+
+            async def dropped() -> bool:
+                found.update(samples((await http.get("/metrics")).text))
+                return value(found, "ivr12333_call_records_dropped_total") == 1
+
+            await known_calls.wait_for(dropped)
+        # The call is counted although its row could not be written.
+        assert value(found, "ivr12333_calls_total", script="echo", outcome="ended") == 1
     finally:
         proc.kill()
         await proc.wait()
@@ -222,8 +235,6 @@ async def test_a_taken_metrics_port_does_not_stop_calls(tmp_path: Path) -> None:
     """With its metrics port taken by another program, the server still takes calls and
     logs that it has no metrics listener."""
     import socket
-
-    from ivr.fake_asterisk import run_call
 
     taken = socket.socket()
     taken.bind((HOST, 0))
