@@ -33,8 +33,8 @@ REGISTRY: Final = CollectorRegistry(auto_describe=True)
 #   failed    the card service was unavailable, or the handler failed (IVR_NEXT=unavailable)
 #   shutdown  ended by the server draining at shutdown
 OUTCOMES: Final = ("served", "agent", "hung_up", "ended", "failed", "shutdown")
-# AGI scripts served (ivr.contract); any other requested name is "unknown".
-SCRIPTS: Final = ("main", "change-pin", "report-loss", "echo", "unknown")
+# AGI scripts served (ivr.contract); any other script name is counted as "other".
+SCRIPTS: Final = ("main", "change-pin", "report-loss", "echo")
 CHANNELS: Final = ("ivr", "agent", "counter", "operator")
 SERVICES: Final = ("change_pin", "report_loss", "card_status")
 LOGIN_FAILURES: Final = ("wrong_password", "unknown_user", "inactive")
