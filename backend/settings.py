@@ -114,6 +114,17 @@ class Settings(BaseSettings):
     calendar_dir: Path = PROJECT_ROOT / "calendar"
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # Each FastAGI server's /metrics, /healthz and /readyz (backend.health). Unset: the
+    # FastAGI port + 5000 (4573 -> 9573), so a second server on the machine gets its own;
+    # any free port when that is past 65535 or the FastAGI port is 0.
+    agi_metrics_host: str = "127.0.0.1"
+    agi_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    def metrics_port_for(self, agi_port: int) -> int:
+        if self.agi_metrics_port is not None:
+            return self.agi_metrics_port
+        return agi_port + 5000 if 0 < agi_port <= 60535 else 0
+
     console_host: str = "127.0.0.1"
     console_port: int = 8333
     # Dev and tests only: pretend it is this moment (office hours, report expiry).

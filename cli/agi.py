@@ -23,6 +23,18 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=8000,
         help="calls held at once; more are refused politely (default 8000)",
     )
+    serve.add_argument(
+        "--metrics-host", help="address for /metrics, /healthz, /readyz (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port for /metrics, /healthz, /readyz (default: settings, or the FastAGI port "
+        "+ 5000; 0: any free port)",
+    )
+    serve.add_argument(
+        "--no-metrics", action="store_true", help="serve no /metrics, /healthz, /readyz"
+    )
     serve.set_defaults(func=_serve)
 
 
@@ -36,15 +48,24 @@ def _serve(args: argparse.Namespace) -> int:
     configure_from_settings()
     settings = get_settings()
     host = args.host or settings.agi_host
+    metrics_host = args.metrics_host or settings.agi_metrics_host
     try:
         settings.check_bind(host, "FastAGI server")
+        settings.check_bind(metrics_host, "FastAGI server's metrics")
     except InsecureBind as exc:
         raise CommandError(str(exc)) from None
     port = settings.agi_port if args.port is None else args.port
+    metrics_port = args.metrics_port
+    if metrics_port is None:
+        metrics_port = settings.metrics_port_for(port)
+    metrics_address = None if args.no_metrics else (metrics_host, metrics_port)
 
     def ready(bound: int) -> None:
         # Scripts (and tests) wait for this line before placing calls.
         print(f"listening on {host}:{bound}", flush=True)
+
+    def metrics_ready(bound: int) -> None:
+        print(f"metrics on http://{metrics_host}:{bound}/metrics", flush=True)
 
     asyncio.run(
         serve(
@@ -54,6 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
             drain_seconds=args.drain_seconds,
             max_calls=args.max_calls,
             on_ready=ready,
+            metrics_address=metrics_address,
+            on_metrics=metrics_ready,
         )
     )
     return 0

@@ -90,6 +90,19 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
     raise CommandError(f"{what} did not start listening on port {port}")
 
 
+def _metrics_port(agi_port: int) -> int:
+    """The settings' port for a FastAGI server's metrics, or a free one (to print it)."""
+    import socket
+
+    port = get_settings().metrics_port_for(agi_port)
+    if port:
+        return port
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free: int = sock.getsockname()[1]
+        return free
+
+
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -119,11 +132,18 @@ def run(args: argparse.Namespace) -> int:
         _prompts()
         # Two FastAGI servers, so the dialplan's failover has somewhere to go.
         agi_ports = (settings.agi_port, settings.agi_port + 1)
-        for port in agi_ports:
-            _step(f"FastAGI server on 127.0.0.1:{port}")
-            procs.append(_spawn(["agi", "serve", "--port", str(port)], f"agi-{port}.log"))
+        metrics_ports = [_metrics_port(port) for port in agi_ports]
+        for port, metrics in zip(agi_ports, metrics_ports, strict=True):
+            _step(
+                f"FastAGI server on 127.0.0.1:{port} (metrics http://127.0.0.1:{metrics}/metrics)"
+            )
+            serve = ["agi", "serve", "--port", str(port), "--metrics-port", str(metrics)]
+            procs.append(_spawn(serve, f"agi-{port}.log"))
             _wait_port(port, procs[-1], f"FastAGI server {port}")
-        _step(f"staff console on http://127.0.0.1:{settings.console_port}/")
+        console = f"http://127.0.0.1:{settings.console_port}"
+        _step(f"staff console on {console}/")
+        # The wallboard reads the agent queue from this run's Asterisk.
+        os.environ["IVR_CONSOLE_ASTERISK_INSTANCE"] = args.instance
         procs.append(_spawn(["console", "serve"], "console.log"))
         _wait_port(settings.console_port, procs[-1], "console")
         if not args.no_asterisk:
@@ -134,12 +154,16 @@ def run(args: argparse.Namespace) -> int:
             inst = local.up(servers, args.sip_port, instance=args.instance)
             asterisk_started = True
             _step(f"Asterisk ready: SIP 127.0.0.1:{inst.sip_port}, log {inst.log_path}")
+        agi_metrics = [f"http://127.0.0.1:{port}/metrics" for port in metrics_ports]
         print(
             "\nThe 12333 hotline is up. Place a call (change the PIN of demo card A10000001):\n"
             '  echo "wait:6 2 wait:2 10000001# wait:2 123456# wait:2 '
             '11010519491231002*# wait:2 384729# wait:2 384729# wait:6" |\n'
             f"    .venv/bin/ivr12333 call 12333 --sip-port {args.sip_port} --keys -\n"
             'Or without a phone:  echo "2 10000001# ..." | .venv/bin/ivr12333 simulate --keys -\n'
+            f"Wallboard (log in as super1):  {console}/supervisor/wallboard\n"
+            f"Metrics for Prometheus:  {console}/metrics {' '.join(agi_metrics)}\n"
+            "Health and readiness:  /healthz and /readyz beside each /metrics\n"
             "Logs are in .local/logs. Press Ctrl-C to stop everything.",
             flush=True,
         )

@@ -22,7 +22,7 @@ from console.auth import LoginRequired, WrongRole, current_staff
 from console.config import get_console_settings
 from console.csrf import CsrfRefused, csrf_protect
 from console.messages import ROLE_NAMES, UNAVAILABLE
-from console.routes import agent, counter, home, supervisor
+from console.routes import agent, counter, health, home, supervisor, wallboard
 from console.templating import render
 
 log = structlog.get_logger(__name__)
@@ -135,7 +135,9 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _server_error)
     protected = [Depends(csrf_protect)]
-    for module in (home, agent, counter, supervisor):
+    for module in (home, agent, counter, supervisor, wallboard):
         app.include_router(module.router, dependencies=protected)
+    # Probes and Prometheus: no session, no login.
+    app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

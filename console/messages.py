@@ -20,9 +20,20 @@ HANDOFF_REASONS = {
     "initial-pin-loss-report": "初始密码卡挂失，需人工核验",
     "retries-exhausted": "多次输入有误，转人工",
     "card-locked": "卡密码已锁定",
+    "service-unavailable": "自助服务暂不可用",
 }
 
 CHANNELS = {"ivr": "电话自助", "agent": "坐席", "counter": "柜台", "operator": "管理/命令行"}
+
+# How a call ended (backend.metrics.OUTCOMES), as the wallboard says it.
+CALL_OUTCOMES = {
+    "served": "自助办结",
+    "agent": "转人工",
+    "hung_up": "未办结挂机",
+    "ended": "未办结结束",
+    "failed": "服务故障",
+    "shutdown": "停机结束",
+}
 
 # Counter actions: the words on the form, the confirmation and the result.
 COUNTER_ACTIONS = {
@@ -55,6 +66,7 @@ _INVALID = {
     "display-name": "请填写姓名（不超过 64 个字）。",
     "role": "请选择角色。",
     "call-id": "来电编号不正确。",
+    "span": "日期范围不正确：截止日期不能早于起始日期，且最多 92 天。",
 }
 
 

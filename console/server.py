@@ -5,13 +5,14 @@ from __future__ import annotations
 import uvicorn
 
 from backend.logsetup import configure_from_settings
+from console.routes import health
 
 
 def serve(host: str, port: int) -> None:
     configure_from_settings()
     # No access log: uvicorn would write query strings (a searched card number) verbatim.
     # The app logs method, path and status itself, masked.
-    uvicorn.run(
+    config = uvicorn.Config(
         "console.app:create_app",
         factory=True,
         host=host,
@@ -24,3 +25,7 @@ def serve(host: str, port: int) -> None:
         proxy_headers=False,
         server_header=False,
     )
+    server = uvicorn.Server(config)
+    # From SIGTERM on, /readyz says "draining" to requests still being answered.
+    health.draining = lambda: server.should_exit
+    server.run()

@@ -24,8 +24,11 @@ from dataclasses import dataclass
 
 import structlog
 
+from backend import metrics
 from backend.errors import ServiceUnavailable
+from backend.health import database_problem, start_listener
 from backend.logsetup import describe_exception, exception_type, forget_frames
+from ivr import callstats
 from ivr.agi.bridge import run_in_greenlet
 from ivr.agi.channel import AgiChannel, QuietAGI
 from ivr.agi.env import call_info, clean_text, mask_phone, read_env
@@ -125,6 +128,11 @@ class AgiServer:
     def active_calls(self) -> int:
         return len(self._tasks)
 
+    @property
+    def accepting(self) -> bool:
+        """Whether new calls are taken (listening, and not draining)."""
+        return self._accepting
+
     async def start(self, host: str = "127.0.0.1", port: int = 4573) -> int:
         """Listen on host:port (port 0: any free one); returns the port bound."""
         self._server = await asyncio.start_server(
@@ -182,7 +190,9 @@ class AgiServer:
         # A line starting "FAILURE" before any command ends Asterisk's AGI with
         # AGISTATUS=FAILURE at once, and the dialplan's [ivr-agi] then tries the next
         # server: a draining or full server hands its new callers on instead of apologising.
-        log.warning("call.refused", reason="draining" if not self._accepting else "capacity")
+        reason = "draining" if not self._accepting else "capacity"
+        metrics.CALLS_REFUSED.labels(reason).inc()
+        log.warning("call.refused", reason=reason)
         writer.write(b"FAILURE\n")
         try:
             async with asyncio.timeout(1.0):
@@ -204,7 +214,7 @@ class AgiServer:
             call_id=info.call_id, script=info.script, caller=mask_phone(info.caller_number)
         )
         agi = QuietAGI(env, LineReader(reader, self.reply_timeout), LineWriter(writer))
-        channel = AgiChannel(agi)
+        channel = callstats.MeasuredChannel(agi)
         flow = self.scripts.get(info.script)
         self.calls_served += 1
         if flow is None:
@@ -213,6 +223,7 @@ class AgiServer:
             await run_in_greenlet(_say_unknown_script, channel)
             return
         caller = Caller(channel, info, timeouts=self.timeouts)
+        flow = callstats.counted(flow, info, channel)
         await run_in_greenlet(
             self._run_flow, flow, caller, channel, end_on_cancel=lambda: self._draining
         )
@@ -284,6 +295,12 @@ def _say_unknown_script(channel: AgiChannel) -> None:
         channel.verbose("ivr12333: unknown AGI script")
 
 
+async def _readiness(server: AgiServer) -> str | None:
+    if not server.accepting:
+        return "draining"
+    return await database_problem()
+
+
 async def serve(
     host: str,
     port: int,
@@ -292,10 +309,20 @@ async def serve(
     drain_seconds: float = 20.0,
     max_calls: int = 8000,
     on_ready: Callable[[int], None] | None = None,
+    metrics_address: tuple[str, int] | None = None,
+    on_metrics: Callable[[int], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain and return."""
+    """Serve until SIGTERM or SIGINT, then drain and return. With `metrics_address`,
+    /healthz, /readyz and /metrics are served there too, until the drain is over."""
     server = AgiServer(scripts, max_calls=max_calls, drain_seconds=drain_seconds)
     bound = await server.start(host, port)
+    listener = None
+    if metrics_address is not None:
+        try:
+            listener = await start_listener(*metrics_address, lambda: _readiness(server))
+        except OSError as exc:
+            # Calls matter more than their metrics: serve them, and say so loudly.
+            log.error("agi.metrics_unavailable", address=metrics_address, reason=str(exc))
     tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -304,11 +331,16 @@ async def serve(
     log.info("agi.listening", host=host, port=bound, scripts=sorted(scripts))
     if on_ready is not None:
         on_ready(bound)
+    if listener is not None and on_metrics is not None:
+        on_metrics(listener.sockets[0].getsockname()[1])
     try:
         await stop.wait()
         log.info("agi.draining", calls=server.active_calls, seconds=drain_seconds)
         await server.drain()
+        await callstats.flush()
         log.info("agi.stopped", calls_served=server.calls_served)
     finally:
+        if listener is not None:
+            listener.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

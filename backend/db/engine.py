@@ -152,6 +152,11 @@ def get_gate(url: str | None = None) -> ConnectGate:
     return _database(url).gate
 
 
+def existing_databases() -> list[tuple[AsyncEngine, ConnectGate]]:
+    """The engines made so far in this process, without making one (for the metrics)."""
+    return [(database.engine, database.gate) for database in _databases.values()]
+
+
 async def dispose_all() -> None:
     for database in list(_databases.values()):
         await database.engine.dispose()

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -81,6 +82,7 @@ loss_reports = Table(
     ),
     CheckConstraint("reference ~ '^[0-9]+$'", name="loss_reports_reference_check"),
     # At most one active report per card, decided by the database.
+    Index("loss_reports_reported_at", "reported_at"),
     Index(
         "loss_reports_one_active",
         "card_id",
@@ -195,4 +197,26 @@ login_devices = Table(
     Column("last_used", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("token_hash", "staff_id"),
     Index("login_devices_staff", "staff_id"),
+)
+
+# One row per call a FastAGI server ran, written once when the call ended (ivr.callstats):
+# how it ended and, when handed to an agent, why. Nothing about who called. The supervisor's
+# wallboard counts these by hour and day.
+call_outcomes = Table(
+    "call_outcomes",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    # Asterisk's id of the call; not unique here, since nothing on the call's side has to be.
+    Column("call_id", Text, nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("script", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("agent_reason", Text),
+    Column("seconds", Numeric(10, 3), nullable=False),
+    CheckConstraint(
+        "outcome IN ('served', 'agent', 'hung_up', 'ended', 'failed', 'shutdown')",
+        name="call_outcomes_outcome_check",
+    ),
+    CheckConstraint("seconds >= 0", name="call_outcomes_seconds_check"),
+    Index("call_outcomes_ended_at", "ended_at"),
 )

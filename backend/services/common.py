@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend import idnumber
+from backend import idnumber, metrics
 from backend.db.engine import ConnectGate, get_engine, get_gate
 from backend.db.tables import audit_events, cardholders, cards, loss_reports
 from backend.errors import InvalidInput, ServiceUnavailable
@@ -125,21 +125,30 @@ async def transaction() -> AsyncIterator[AsyncConnection]:
     gate = get_gate()
     probe = gate.admit()
     if probe is None:
+        metrics.DB_STEP_SECONDS.labels("refused").observe(0)
         log.info("database_step_refused", reason="unreachable, retrying shortly")
         _unavailable("the card service cannot be reached just now")
     started = time.monotonic()
     why = ""
+    # Audit rows of this transaction count in the metrics once it has committed.
+    audited = metrics.transaction_started()
+    committed = False
     try:
         async with asyncio.timeout(get_settings().db_step_seconds):
             conn = await _connect(gate, probe)
             try:
                 async with conn.begin():
                     yield conn
+                committed = True
             finally:
                 await conn.close()
         return
     except _DATABASE_ERRORS as exc:
         why = _why(exc)
+    finally:
+        metrics.transaction_ended(audited, committed=committed)
+        result = "ok" if committed else "unavailable" if why else "rolled_back"
+        metrics.DB_STEP_SECONDS.labels(result).observe(time.monotonic() - started)
     # Raised here, outside the handler, so that nothing is chained to it.
     seconds = round(time.monotonic() - started, 3)
     log.info("database_step_failed", reason=why, seconds=seconds)
@@ -174,6 +183,7 @@ async def audit(
             detail=dict(detail or {}),
         )
     )
+    metrics.note_audit(str(actor.channel), action, outcome)
     log.info("audit", action=action, outcome=outcome, card=card_masked, actor=str(actor))
 
 

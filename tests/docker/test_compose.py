@@ -29,7 +29,7 @@ DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 ENV_EXAMPLE = DOCKER / ".env.example"
 DOCKERFILES = ("app.Dockerfile", "asterisk.Dockerfile")
-SERVICES = {"postgres", "migrate", "agi1", "agi2", "console", "asterisk"}
+SERVICES = {"postgres", "migrate", "agi1", "agi2", "console", "asterisk", "prometheus"}
 LONG_RUNNING = SERVICES - {"migrate"}
 SECRETS = ("POSTGRES_PASSWORD", "IVR_PIN_PEPPER")
 SHARED_START = "# --- shared build stage"
@@ -107,7 +107,7 @@ def _compose_binary() -> list[str] | None:
 
 
 def test_compose_has_every_service() -> None:
-    """compose.yaml parses as YAML and defines exactly the six services."""
+    """compose.yaml parses as YAML and defines exactly the seven services."""
     assert set(_services()) == SERVICES
 
 
@@ -131,6 +131,7 @@ def test_health_checks_probe_the_right_thing() -> None:
         assert "socket.create_connection(('127.0.0.1', 4573)" in test_of(agi)
     assert "http://127.0.0.1:8333/login" in test_of("console")
     assert "asterisk -rx core show uptime" in test_of("asterisk")
+    assert "http://127.0.0.1:9090/-/ready" in test_of("prometheus")
     assert "HEALTHCHECK" in _dockerfile("asterisk.Dockerfile")
     assert 'asterisk -rx "core show uptime"' in _dockerfile("asterisk.Dockerfile")
 
@@ -203,11 +204,13 @@ def test_env_example_documents_every_variable() -> None:
 
 
 def test_ports_published() -> None:
-    """Only the console (loopback by default) and Asterisk's SIP and RTP are published."""
+    """Only the console and Prometheus (loopback by default) and Asterisk's SIP and RTP
+    are published."""
     services = _services()
     for name in ("postgres", "migrate", "agi1", "agi2"):
         assert "ports" not in services[name], f"{name} must stay on the compose network"
     assert services["console"]["ports"] == ["${IVR_CONSOLE_PUBLISH:-127.0.0.1:8333}:8333"]
+    assert services["prometheus"]["ports"] == ["${IVR_PROMETHEUS_PUBLISH:-127.0.0.1:9090}:9090"]
     ports = services["asterisk"]["ports"]
     assert "5060:5060/udp" in ports
     render_asterisk = _render_module()
@@ -375,3 +378,42 @@ def test_render_script_runs_as_a_program(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     hours = (tmp_path / "etc/asterisk-compose/extensions_hours.conf").read_text()
     assert ">= 10830 & ${hm} < 11730" in hours
+
+
+def test_prometheus_scrapes_every_metrics_listener() -> None:
+    """docker/prometheus.yml scrapes agi1 and agi2 at the port their settings give their
+    metrics listener (reachable on the compose network), and the console."""
+    config = yaml.safe_load((DOCKER / "prometheus.yml").read_text(encoding="utf-8"))
+    targets = {
+        job["job_name"]: [t for group in job["static_configs"] for t in group["targets"]]
+        for job in config["scrape_configs"]
+    }
+    metrics_port = Settings(env="test").metrics_port_for(4573)
+    assert targets["ivr12333-agi"] == [f"agi1:{metrics_port}", f"agi2:{metrics_port}"]
+    assert targets["ivr12333-console"] == ["console:8333"]
+    assert _compose()["x-app-env"]["IVR_AGI_METRICS_HOST"] == ALL_INTERFACES
+    mounted = _services()["prometheus"]["volumes"]
+    assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounted
+
+
+def test_grafana_dashboard_uses_only_metrics_that_exist() -> None:
+    """Every metric the dashboard queries is one backend.metrics exposes (histograms by
+    their _bucket and _count series), and every panel has a query."""
+    import json
+
+    from prometheus_client import generate_latest
+
+    from backend.metrics import REGISTRY
+
+    exposed = set(re.findall(r"^# TYPE (\w+) ", generate_latest(REGISTRY).decode(), re.M))
+    series = set()
+    for name in exposed:
+        series |= {name, f"{name}_total", f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    dashboard = json.loads((DOCKER / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    used = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\bivr12333_\w+", target["expr"]))
+    assert used, "the dashboard queries nothing"
+    assert used <= series, sorted(used - series)

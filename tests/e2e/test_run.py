@@ -4,14 +4,18 @@ placed with `ivr12333 call`, and stops everything on SIGTERM."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from backend.demo import DEMO_CARDS
+from console import queue
 from dialplan import local, sipp_call
 from tests.conftest import ROOT
 
@@ -52,7 +56,8 @@ def process_group(pgid: int) -> list[int]:
 
 
 def test_run_serves_a_call_and_stops_cleanly(database_url: str, tmp_path: Path) -> None:
-    """Up with demo data, a SIPp call changes demo card A10000001's PIN, SIGTERM stops all."""
+    """Up with demo data, a SIPp call changes demo card A10000001's PIN and is counted as
+    served at the metrics address printed; the queue reads empty; SIGTERM stops all."""
     if os.geteuid() != 0:
         pytest.skip("Asterisk runs in a chroot: needs root")
     demo = DEMO_CARDS[0]
@@ -109,6 +114,26 @@ def test_run_serves_a_call_and_stops_cleanly(database_url: str, tmp_path: Path) 
             check=True,
         )
         assert '"pin_is_initial": false' in shown.stdout
+        # Where the wallboard and the metrics are, as printed; the call counted by its server.
+        printed = (tmp_path / "stdout").read_text()
+        console = f"http://127.0.0.1:{env['IVR_CONSOLE_PORT']}"
+        assert f"Wallboard (log in as super1):  {console}/supervisor/wallboard" in printed
+        urls = re.search(r"Metrics for Prometheus:  (.+)", printed)
+        assert urls, printed
+        served = 0.0
+        for url in urls.group(1).split():
+            exposition = httpx.get(url, timeout=5).text
+            assert httpx.get(url.replace("/metrics", "/readyz"), timeout=5).text == "ready\n"
+            for family in text_string_to_metric_families(exposition):
+                for sample in family.samples:
+                    if sample.name == "ivr12333_calls_total" and sample.labels == {
+                        "script": "main",
+                        "outcome": "served",
+                    }:
+                        served += sample.value
+        assert served == 1
+        # The queue as the wallboard reads it from this Asterisk: nobody waiting.
+        assert queue._read(instance) == queue.QueueFigures(0, 0)
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=90)
