@@ -23,8 +23,8 @@ SERVER_ENV = {"IVR_NOW_OVERRIDE": "2026-11-27T10:00:00+08:00", "IVR_LOCKOUT_LIMI
 # How the calls ended, by (script, outcome).
 CALLS = {
     ("main", "served"): 2,  # a PIN change and a loss report
-    ("main", "agent"): 1,  # 0 at the main menu
-    ("main", "hung_up"): 1,  # hung up at the main menu
+    ("main", "agent"): 1,  # 0 at the card menu
+    ("main", "hung_up"): 1,  # hung up at the card menu
     ("change-pin", "ended"): 2,  # two wrong PINs (the second locks the card), goodbye
 }
 LOCKOUTS = {"ivr": 1}
@@ -64,7 +64,6 @@ async def place(port: int, issue: Callable[..., Awaitable[IssuedCard]]) -> Place
             "main",
             [
                 "2",
-                "2",
                 f"{initial.digits}#",
                 "123456#",
                 _id_keys(initial.id_number),
@@ -74,14 +73,15 @@ async def place(port: int, issue: Callable[..., Awaitable[IssuedCard]]) -> Place
         ),
         (
             "main",
-            ["2", "1", f"{reported.digits}#", _id_keys(reported.id_number), f"{loss_pin}#", "1"],
+            ["1", f"{reported.digits}#", f"{loss_pin}#", _id_keys(reported.id_number), "1"],
         ),
         ("main", ["0"]),
         ("main", ["!"]),
     ]
     for _ in range(2):
         scripts.append(
-            ("change-pin", [f"{locking.digits}#", f"{wrong}#", _id_keys(locking.id_number)])
+            # * when asked for the PIN again: back, and the script's goodbye.
+            ("change-pin", [f"{locking.digits}#", f"{wrong}#", _id_keys(locking.id_number), "*"])
         )
     transcripts = [await call(script, keys) for script, keys in scripts]
     keyed: set[str] = {CALLER_NUMBER, new_pin, loss_pin, wrong, "123456"}
