@@ -137,6 +137,8 @@ class Transcript:
     # "caller-hangup", "server-hangup", "agi-returned" (the server closed the socket with
     # the channel up: the dialplan goes on), "timeout" (the server fell silent).
     ended: str = ""
+    # The call's agi_uniqueid: the actor of what the IVR audits about it.
+    call_id: str = ""
 
     @property
     def heard(self) -> list[str]:
@@ -268,7 +270,8 @@ class FakeCall:
     async def run(
         self, script: str, host: str, port: int, caller_number: str, time_limit: float
     ) -> Transcript:
-        env = agi_environment(script, host, port, caller_number, _next_unique_id())
+        self.transcript.call_id = _next_unique_id()
+        env = agi_environment(script, host, port, caller_number, self.transcript.call_id)
         self._send(*(f"{key}: {value}" for key, value in env), "")
         try:
             async with asyncio.timeout(time_limit):

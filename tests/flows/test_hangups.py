@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from backend.db.engine import get_engine
 from backend.masking import mask_card
+from ivr.fake_asterisk import Transcript
 from tests.conftest import make_pin
 from tests.flows.conftest import Phone
 from tests.flows.helpers import id_keys, pin_works, reports
@@ -32,14 +33,17 @@ LOSS_PROMPTS = [
 ]
 
 
-async def hangup_records(card_digits: str) -> list[Any]:
+async def hangup_records(card_digits: str, transcript: Transcript) -> list[Any]:
+    """The hang-up records of this call: its card's mask and its call id (a mask alone
+    may be another test's card with the same last digits)."""
     async with get_engine().connect() as conn:
         rows = await conn.execute(
             text(
                 "SELECT detail->>'step' AS step FROM audit_events "
-                "WHERE action = 'call' AND outcome = 'hangup' AND card_masked = :m"
+                "WHERE action = 'call' AND outcome = 'hangup' AND card_masked = :m "
+                "AND actor = :a"
             ),
-            {"m": mask_card(card_digits)},
+            {"m": mask_card(card_digits), "a": transcript.call_id},
         )
         return list(rows)
 
@@ -57,7 +61,7 @@ async def test_hangup_during_change_pin(phone: Phone, issue: Any, prompt: str) -
     assert await pin_works(card.digits, card.id_number, "123456") != changed
     if prompt != "enter-card-number":
         # The card is known from the first entry on: the record names it and the step.
-        assert len(await hangup_records(card.digits)) == 1
+        assert len(await hangup_records(card.digits, t)) == 1
 
 
 @pytest.mark.parametrize("prompt", LOSS_PROMPTS)
@@ -72,5 +76,5 @@ async def test_hangup_during_loss_report(phone: Phone, issue: Any, prompt: str) 
     reported = prompt in ("loss-reported", "loss-reference-repeat")
     assert len(stored) == (1 if reported else 0)
     if prompt != "enter-card-number":
-        steps = [r.step for r in await hangup_records(card.digits)]
+        steps = [r.step for r in await hangup_records(card.digits, t)]
         assert len(steps) == 1 and steps[0]
