@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +26,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import uvloop
+
     from backend.logsetup import configure_from_settings
     from backend.settings import InsecureBind, get_settings
     from cli.main import CommandError
@@ -47,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Scripts (and tests) wait for this line before placing calls.
         print(f"listening on {host}:{bound}", flush=True)
 
-    asyncio.run(
+    uvloop.run(
         serve(
             host,
             port,
