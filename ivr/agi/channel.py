@@ -61,7 +61,10 @@ class QuietAGI(AGI):  # type: ignore[misc]  # pyst2 has no type information
     def send_command(self, command: str, *args: Any) -> None:
         self.verb = command.strip().upper()
         self.secret_entry, self._secret_next = self._secret_next, False
-        super().send_command(command, *args)
+        # pyst2's own formatting, without its copy of every command to stderr.
+        line = f"{command.strip()} {' '.join(map(str, args))}".strip()
+        self.stdout.write(line + "\n")
+        self.stdout.flush()
 
     def get_result(self, stdin: Any = None) -> dict[str, tuple[str, str]]:
         reply = self._read_reply()
