@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=8000,
         help="calls held at once; more are refused politely (default 8000)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes sharing the port, one event loop each (default: the cores)",
+    )
     serve.set_defaults(func=_serve)
 
 
@@ -33,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
     from cli.main import CommandError
     from ivr.registry import SCRIPTS, load_flows
     from ivr.server import serve
+    from ivr.workers import default_workers, run_workers
 
     configure_from_settings()
     settings = get_settings()
@@ -48,14 +56,36 @@ def _serve(args: argparse.Namespace) -> int:
         # Scripts (and tests) wait for this line before placing calls.
         print(f"listening on {host}:{bound}", flush=True)
 
-    uvloop.run(
-        serve(
-            host,
-            port,
-            SCRIPTS,
-            drain_seconds=args.drain_seconds,
-            max_calls=args.max_calls,
-            on_ready=ready,
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise CommandError("--workers must be at least 1")
+    if workers == 1:
+        uvloop.run(
+            serve(
+                host,
+                port,
+                SCRIPTS,
+                drain_seconds=args.drain_seconds,
+                max_calls=args.max_calls,
+                on_ready=ready,
+            )
         )
-    )
-    return 0
+        return 0
+
+    def worker(bound: int, listening: Callable[[], None]) -> None:
+        uvloop.run(
+            serve(
+                host,
+                bound,
+                SCRIPTS,
+                drain_seconds=args.drain_seconds,
+                max_calls=args.max_calls,
+                on_ready=lambda _: listening(),
+                reuse_port=True,
+            )
+        )
+
+    try:
+        return run_workers(host, port, workers, worker, on_ready=ready)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -122,11 +122,14 @@ class AgiServer:
     def active_calls(self) -> int:
         return len(self._tasks)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 4573) -> int:
-        """Listen on host:port (port 0: any free one); returns the port bound."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 4573, *, reuse_port: bool = False
+    ) -> int:
+        """Listen on host:port (port 0: any free one); returns the port bound. With
+        `reuse_port`, other processes' servers share the port (`ivr.workers`)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self), host, port, backlog=LISTEN_BACKLOG
+            lambda: _Connection(self), host, port, backlog=LISTEN_BACKLOG, reuse_port=reuse_port
         )
         self._accepting = True
         bound: int = self._server.sockets[0].getsockname()[1]
@@ -300,10 +303,11 @@ async def serve(
     drain_seconds: float = 20.0,
     max_calls: int = 8000,
     on_ready: Callable[[int], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain and return."""
     server = AgiServer(scripts, max_calls=max_calls, drain_seconds=drain_seconds)
-    bound = await server.start(host, port)
+    bound = await server.start(host, port, reuse_port=reuse_port)
     tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
