@@ -36,6 +36,7 @@ import uvloop
 
 from bench.emulator import HOST
 from bench.find_panoramisk import PANORAMISK_APP, find_panoramisk
+from bench.flow import run_flow
 from bench.modes import Budget, run_server
 from bench.processes import FD_SLACK, fds_needed, ours_argv, raise_fd_limit
 from bench.report import MODES, against_panoramisk, print_ratios, print_table
@@ -49,7 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench.agi_load",
         description="Emulated Asterisk load against `ivr12333 agi serve` (script echo).",
     )
-    p.add_argument("--modes", default=",".join(MODES), help="comma list of %(default)s")
+    p.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma list of %(default)s, and flow (the real change-PIN flow, not by default)",
+    )
+    p.add_argument("--flow-calls", type=int, default=8, help="flow: callers at once (%(default)s)")
+    p.add_argument("--flow-seconds", type=float, default=30.0, help="flow: seconds (%(default)s)")
     p.add_argument("--serial-calls", type=int, default=500, help="serial: calls (%(default)s)")
     p.add_argument(
         "--concurrency", type=int, default=50, help="saturated: calls at once (%(default)s)"
@@ -116,6 +123,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if any(w < 1 for w in args.workers) or len(set(args.workers)) != len(args.workers):
         p.error("--workers: distinct counts, each at least 1")
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    args.flow = "flow" in args.modes
+    args.modes = [m for m in args.modes if m != "flow"]
     for mode in args.modes:
         if mode not in MODES:
             p.error(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
@@ -140,12 +149,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         os.environ["IVR_LOG_LEVEL"] = args.server_log_level
         # One worker, then panoramisk, then more workers: the comparison that matters most
         # is taken closest together on a machine whose load drifts.
-        counts = [] if args.skip_ours else args.workers
+        counts = [] if args.skip_ours or not args.modes else args.workers
         if 1 in counts:
             servers["ivr12333"] = await run_server(
                 "ivr12333", ours_argv(max_calls, 1), args, budget, workdir
             )
-        if panoramisk_python is not None:
+        if panoramisk_python is not None and args.modes:
             argv = [panoramisk_python, str(PANORAMISK_APP), "--host", HOST, "--port", "0"]
             servers["panoramisk"] = await run_server("panoramisk", argv, args, budget, workdir)
         else:
@@ -155,6 +164,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             servers[name] = await run_server(
                 name, ours_argv(max_calls, workers), args, budget, workdir
             )
+        flows = [await run_flow(args, workdir, w) for w in args.workers] if args.flow else []
     print_table(servers)
     ratios = against_panoramisk(servers)
     print_ratios(ratios)
@@ -173,6 +183,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "panoramisk": panoramisk_note,
         "servers": servers,
         "ratios_to_panoramisk": ratios,
+        "flow": flows,
     }
 
 
@@ -190,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(f"\nwrote {args.out}")
     failed = any(
+        f["errors"] or f["database_mismatches"] or f["server_log_errors"] for f in result["flow"]
+    ) or any(
         server.get("server_log_errors") or any(server.get(m, {}).get("errors") for m in MODES)
         for server in result["servers"].values()
     )
