@@ -181,10 +181,6 @@ class AgiChannel:
         self.last_step = "SET VARIABLE"
         self._agi.set_variable(name, value)
 
-    def get_variable(self, name: str) -> str | None:
-        reply = self.command("GET VARIABLE", self._agi._quote(name))
-        return reply.data if reply.result == "1" else None
-
     def verbose(self, message: str, level: int = 1) -> None:
         self.last_step = "VERBOSE"
         self._agi.verbose(message, level)
