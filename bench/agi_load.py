@@ -140,6 +140,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     budget = Budget(time.monotonic() + args.time_limit)
+    # The machine is shared: a high load explains a slow run.
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     panoramisk_python, panoramisk_note = find_panoramisk(args.panoramisk)
     servers: dict[str, dict[str, Any]] = {}
     # Enough for every held call plus the refusal margin, as Asterisk would see in production.
@@ -176,8 +178,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
-            # The machine is shared: a high load here explains a slow run.
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+            "loadavg_at_start": load_at_start,
+            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
         },
         "options": options,
         "panoramisk": panoramisk_note,
