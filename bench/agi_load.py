@@ -159,7 +159,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if panoramisk_python is not None and args.modes:
             argv = [panoramisk_python, str(PANORAMISK_APP), "--host", HOST, "--port", "0"]
             servers["panoramisk"] = await run_server("panoramisk", argv, args, budget, workdir)
-        else:
+        elif panoramisk_python is None:
             print(f"\n(panoramisk comparison skipped: {panoramisk_note})")
         for workers in [w for w in counts if w != 1]:
             name = f"ivr12333-w{workers}"
