@@ -87,9 +87,14 @@ async def _prepare(cards: int) -> tuple[Any, list[FlowCard]]:
             assert broken_rule(pin, birth_date=born, id_number=card.id_number) is None, pin
         made.append(card)
     actor = Actor(Channel.OPERATOR, "bench")
-    await asyncio.gather(
-        *(issue_card(c.card_number, c.id_number, "测试", actor, pin=c.pin) for c in made)
-    )
+    # In small batches: the PIN hashing queue and each database step have limits.
+    for start in range(0, len(made), 8):
+        await asyncio.gather(
+            *(
+                issue_card(c.card_number, c.id_number, "测试", actor, pin=c.pin)
+                for c in made[start : start + 8]
+            )
+        )
     await dispose_all()
     return cluster, made
 
