@@ -21,7 +21,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--max-calls",
         type=int,
         default=8000,
-        help="calls held at once; more are refused politely (default 8000)",
+        help="calls held at once by each worker; more are refused politely (default 8000)",
     )
     serve.add_argument(
         "--workers",
