@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium fonts-wqy-microhei docker-compose libatomic1
 STAMP := .local/stamps
 
-.PHONY: run test lint typecheck unit e2e browser faults deps system-deps venv clean bench cx callers
+.PHONY: run test lint typecheck unit e2e browser faults deps system-deps venv clean bench bench-flow bench-asterisk cx callers
 
 run: deps
 	$(BIN)/ivr12333 run
@@ -41,6 +41,14 @@ cx: deps
 # 150 callers who slip, through the real flows: the share served without an agent.
 callers: deps
 	$(BIN)/python -m bench.callers
+
+# The real change-PIN flow end to end (PostgreSQL, argon2), with one worker and with two.
+bench-flow: deps
+	$(BIN)/python -m bench.agi_load --modes flow --workers 1,2
+
+# Real SIPp calls through the local Asterisk 22, each keying a PIN change: 50 to 300 at once.
+bench-asterisk: deps
+	$(BIN)/python -m bench.asterisk_load
 
 # `make test` in a container of a pristine Debian 12, on the committed tree (podman; see
 # "A fresh Debian 12 in a container" in docker/README.md). Needs no .venv here.

@@ -15,6 +15,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Mapping, MutableMapping
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
@@ -28,6 +29,8 @@ _SECRET_KEY_PARTS = ("pin", "password", "secret", "pepper", "token", "id_number"
 _REDACTED = "[redacted]"
 
 
+# Keys are the names in log calls, a small fixed set; the FastAGI server logs per call.
+@lru_cache(maxsize=1024)
 def _is_secret_key(key: str) -> bool:
     lowered = key.lower()
     return any(part in lowered for part in _SECRET_KEY_PARTS) and not lowered.endswith(

@@ -2,7 +2,7 @@
 
 Standalone on purpose: it runs under a separate interpreter that has panoramisk installed
 (`bench/.venv-panoramisk`), not the project. It sends the same commands as
-`ivr.registry.echo`, with panoramisk's defaults (no logging set up, no gc tuning).
+`ivr.flows.echo`, with panoramisk's defaults (no logging set up, no gc tuning).
 
     python bench/panoramisk_echo.py --port 0    # prints "listening on HOST:PORT"
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+from collections.abc import Callable
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +21,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--max-calls",
         type=int,
         default=8000,
-        help="calls held at once; more are refused politely (default 8000)",
+        help="calls held at once by each worker; more are refused politely (default 8000)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes sharing the port, one event loop each (default: the cores)",
     )
     serve.add_argument(
         "--metrics-host", help="address for /metrics, /healthz, /readyz (default 127.0.0.1)"
@@ -30,7 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--metrics-port",
         type=int,
         help="port for /metrics, /healthz, /readyz (default: settings, or the FastAGI port "
-        "+ 5000; 0: any free port)",
+        "+ 5000; 0: any free port); worker k serves them on this port + 100 k",
     )
     serve.add_argument(
         "--no-metrics", action="store_true", help="serve no /metrics, /healthz, /readyz"
@@ -39,11 +45,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import uvloop
+
     from backend.logsetup import configure_from_settings
     from backend.settings import InsecureBind, get_settings
     from cli.main import CommandError
     from ivr.scripts import SCRIPTS
     from ivr.server import serve
+    from ivr.workers import METRICS_WORKER_STRIDE, default_workers, run_workers
 
     configure_from_settings()
     settings = get_settings()
@@ -67,16 +76,47 @@ def _serve(args: argparse.Namespace) -> int:
     def metrics_ready(bound: int) -> None:
         print(f"metrics on http://{metrics_host}:{bound}/metrics", flush=True)
 
-    asyncio.run(
-        serve(
-            host,
-            port,
-            SCRIPTS,
-            drain_seconds=args.drain_seconds,
-            max_calls=args.max_calls,
-            on_ready=ready,
-            metrics_address=metrics_address,
-            on_metrics=metrics_ready,
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise CommandError("--workers must be at least 1")
+    if workers == 1:
+        uvloop.run(
+            serve(
+                host,
+                port,
+                SCRIPTS,
+                drain_seconds=args.drain_seconds,
+                max_calls=args.max_calls,
+                on_ready=ready,
+                metrics_address=metrics_address,
+                on_metrics=metrics_ready,
+            )
         )
-    )
-    return 0
+        return 0
+
+    def worker(index: int, bound: int, listening: Callable[[], None]) -> None:
+        # Each worker counts its own calls: worker k's metrics are on the metrics port
+        # + k * METRICS_WORKER_STRIDE (a stride, so two servers on adjacent ports with
+        # several workers each do not collide).
+        address = None
+        if metrics_address is not None:
+            host_m, port_m = metrics_address
+            address = (host_m, port_m + index * METRICS_WORKER_STRIDE if port_m else 0)
+        uvloop.run(
+            serve(
+                host,
+                bound,
+                SCRIPTS,
+                drain_seconds=args.drain_seconds,
+                max_calls=args.max_calls,
+                on_ready=lambda _: listening(),
+                metrics_address=address,
+                on_metrics=metrics_ready,
+                reuse_port=True,
+            )
+        )
+
+    try:
+        return run_workers(host, port, workers, worker, on_ready=ready)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None

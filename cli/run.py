@@ -137,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
             _step(
                 f"FastAGI server on 127.0.0.1:{port} (metrics http://127.0.0.1:{metrics}/metrics)"
             )
+            # One worker each: two servers already give the dialplan its failover here.
             serve = ["agi", "serve", "--port", str(port), "--metrics-port", str(metrics)]
+            serve += ["--workers", "1"]
             procs.append(_spawn(serve, f"agi-{port}.log"))
             _wait_port(port, procs[-1], f"FastAGI server {port}")
         console = f"http://127.0.0.1:{settings.console_port}"

@@ -33,7 +33,7 @@ from ivr.agi.bridge import run_in_greenlet
 from ivr.agi.channel import AgiChannel, QuietAGI
 from ivr.agi.env import call_info, clean_text, mask_phone, read_env
 from ivr.agi.errors import AgiProtocolError, CallEnding, CallerHungUp
-from ivr.agi.streams import LineReader, LineWriter
+from ivr.agi.streams import AgiStream, LineReader, LineWriter
 from ivr.caller import Caller, Timeouts
 from ivr.contract import (
     NEXT_UNAVAILABLE,
@@ -46,13 +46,11 @@ from prompts.catalogue import Prompt, sound_name
 
 log = structlog.get_logger("ivr.server")
 
-# What a flow returns is ignored (registry flows return None; test flows return results).
+# What a flow returns is ignored (the table's scripts return None; test flows return results).
 FlowFn = Callable[[Caller], object]
 
 # A lost listen queue drops calls under a burst; 100 lost calls at 5,000 held, 4,096 did not.
 LISTEN_BACKLOG = 4096
-# Asterisk's lines are short; a longer one is not Asterisk (and must not grow a buffer).
-LINE_LIMIT = 8192
 # Asterisk sends its environment at once; 5 s is generous even on a loaded machine.
 HEADER_TIMEOUT = 5.0
 # The longest a reply can take: a GET DATA of 19 keys at 6 s each plus its prompt.
@@ -133,10 +131,14 @@ class AgiServer:
         """Whether new calls are taken (listening, and not draining)."""
         return self._accepting
 
-    async def start(self, host: str = "127.0.0.1", port: int = 4573) -> int:
-        """Listen on host:port (port 0: any free one); returns the port bound."""
-        self._server = await asyncio.start_server(
-            self._handle, host, port, backlog=LISTEN_BACKLOG, limit=LINE_LIMIT
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 4573, *, reuse_port: bool = False
+    ) -> int:
+        """Listen on host:port (port 0: any free one); returns the port bound. With
+        `reuse_port`, other processes' servers share the port (`ivr.workers`)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self), host, port, backlog=LISTEN_BACKLOG, reuse_port=reuse_port
         )
         self._accepting = True
         bound: int = self._server.sockets[0].getsockname()[1]
@@ -163,46 +165,44 @@ class AgiServer:
                 task.cancel()
             await asyncio.wait(pending, timeout=1.0)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accept(self, stream: AgiStream) -> None:
+        """A new connection (called by its protocol): refuse it, or start its call."""
+        if not self._accepting or len(self._tasks) >= self.max_calls:
+            self._refuse(stream)
+            return
+        task = asyncio.get_running_loop().create_task(self._handle(stream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, stream: AgiStream) -> None:
         try:
-            if not self._accepting or len(self._tasks) >= self.max_calls:
-                await self._refuse(writer)
-                return
-            self._tasks.add(task)
-            await self._serve_call(reader, writer)
+            await self._serve_call(stream)
         except asyncio.CancelledError:
             pass  # dropped at the end of a drain
         except Exception as exc:
             log.exception("call.server_error")
             self._keep(exc, "")
         finally:
-            self._tasks.discard(task)
-            writer.close()
+            stream.close()
 
     def _keep(self, exc: BaseException, step: str) -> None:
         self.errors_seen += 1
         self.errors.append(_record(exc, step))
         forget_frames(exc)
 
-    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+    def _refuse(self, stream: AgiStream) -> None:
         # A line starting "FAILURE" before any command ends Asterisk's AGI with
         # AGISTATUS=FAILURE at once, and the dialplan's [ivr-agi] then tries the next
         # server: a draining or full server hands its new callers on instead of apologising.
         reason = "draining" if not self._accepting else "capacity"
         metrics.CALLS_REFUSED.labels(reason).inc()
         log.warning("call.refused", reason=reason)
-        writer.write(b"FAILURE\n")
-        try:
-            async with asyncio.timeout(1.0):
-                await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
+        stream.write(b"FAILURE\n")
+        stream.close()  # the transport sends what it holds, then closes
 
-    async def _serve_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_call(self, stream: AgiStream) -> None:
         try:
-            env = await read_env(reader, self.header_timeout)
+            env = await read_env(stream, self.header_timeout)
         except EOFError:
             log.debug("call.probe")  # health checks connect and close every few seconds
             return
@@ -213,7 +213,7 @@ class AgiServer:
         structlog.contextvars.bind_contextvars(
             call_id=info.call_id, script=info.script, caller=mask_phone(info.caller_number)
         )
-        agi = QuietAGI(env, LineReader(reader, self.reply_timeout), LineWriter(writer))
+        agi = QuietAGI(env, LineReader(stream, self.reply_timeout), LineWriter(stream))
         channel = callstats.MeasuredChannel(agi)
         flow = self.scripts.get(info.script)
         self.calls_served += 1
@@ -260,6 +260,18 @@ class AgiServer:
             _to_dialplan(channel, caller, None)
         else:
             log.info("call.completed", at=channel.last_step, seconds=seconds())
+
+
+class _Connection(AgiStream):
+    """A FastAGI connection to the server: starts its call once connected."""
+
+    def __init__(self, server: AgiServer) -> None:
+        super().__init__()
+        self._server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._server._accept(self)
 
 
 def _farewell(channel: AgiChannel, prompt: Prompt, *, hang_up: bool) -> None:
@@ -311,11 +323,12 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
     metrics_address: tuple[str, int] | None = None,
     on_metrics: Callable[[int], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain and return. With `metrics_address`,
     /healthz, /readyz and /metrics are served there too, until the drain is over."""
     server = AgiServer(scripts, max_calls=max_calls, drain_seconds=drain_seconds)
-    bound = await server.start(host, port)
+    bound = await server.start(host, port, reuse_port=reuse_port)
     listener = None
     if metrics_address is not None:
         try:

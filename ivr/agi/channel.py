@@ -61,7 +61,10 @@ class QuietAGI(AGI):  # type: ignore[misc]  # pyst2 has no type information
     def send_command(self, command: str, *args: Any) -> None:
         self.verb = command.strip().upper()
         self.secret_entry, self._secret_next = self._secret_next, False
-        super().send_command(command, *args)
+        # pyst2's own formatting, without its copy of every command to stderr.
+        line = f"{command.strip()} {' '.join(map(str, args))}".strip()
+        self.stdout.write(line + "\n")
+        self.stdout.flush()
 
     def get_result(self, stdin: Any = None) -> dict[str, tuple[str, str]]:
         reply = self._read_reply()
@@ -190,10 +193,6 @@ class AgiChannel:
     def set_variable(self, name: str, value: str) -> None:
         self.last_step = "SET VARIABLE"
         self._agi.set_variable(name, value)
-
-    def get_variable(self, name: str) -> str | None:
-        reply = self.command("GET VARIABLE", self._agi._quote(name))
-        return reply.data if reply.result == "1" else None
 
     def verbose(self, message: str, level: int = 1) -> None:
         self.last_step = "VERBOSE"

@@ -11,6 +11,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from ivr.agi.streams import AgiStream
+
 # Asterisk sends about 20 variables plus agi_arg_N; far more is not Asterisk.
 MAX_ENV_LINES = 128
 _SCRIPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -26,7 +28,7 @@ class CallInfo:
     channel: str
 
 
-async def read_env(reader: asyncio.StreamReader, seconds: float) -> dict[str, str]:
+async def read_env(stream: AgiStream, seconds: float) -> dict[str, str]:
     """Read `key: value` lines up to the blank line; raise TimeoutError or ValueError, or
     EOFError when the peer closed without sending anything.
 
@@ -34,20 +36,27 @@ async def read_env(reader: asyncio.StreamReader, seconds: float) -> dict[str, st
     lines) cannot hold a connection open.
     """
     env: dict[str, str] = {}
-    async with asyncio.timeout(seconds):
-        for _ in range(MAX_ENV_LINES):
-            raw = await reader.readline()
-            if not raw and not env:
-                # Connected and closed without a byte: a health check's TCP probe.
-                raise EOFError("connection closed before any AGI environment")
-            if not raw:
-                raise ValueError("connection closed before the end of the AGI environment")
-            line = raw.decode("utf-8", errors="replace").strip()
-            if not line:
-                return env
-            key, sep, value = line.partition(":")
-            if sep and key.strip():
-                env[key.strip()] = value.strip()
+    deadline = asyncio.get_running_loop().time() + seconds
+    for _ in range(MAX_ENV_LINES):
+        # Asterisk sends the header at once: lines are usually there without waiting.
+        raw = stream.take_line()
+        while raw is None:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError
+            await stream.line_ready(left)
+            raw = stream.take_line()
+        if not raw and not env:
+            # Connected and closed without a byte: a health check's TCP probe.
+            raise EOFError("connection closed before any AGI environment")
+        if not raw:
+            raise ValueError("connection closed before the end of the AGI environment")
+        line = raw.decode("utf-8", errors="replace").strip()
+        if not line:
+            return env
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            env[key.strip()] = value.strip()
     raise ValueError("AGI environment too long")
 
 

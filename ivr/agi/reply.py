@@ -66,6 +66,16 @@ def parse_reply(line: str) -> Reply:
     if line == "":
         return CLOSED
     text = line.rstrip("\r\n")
+    if text.startswith("200 result="):
+        # Most replies, parsed without a regex: `200 result=X` and `200 result=X endpos=N`.
+        rest = text[11:]
+        value, space, extra = rest.partition(" ")
+        # isprintable: no whitespace but the one space (the general path handles the rest).
+        if value.isprintable() and (
+            not space or (extra.startswith("endpos=") and extra[7:].isdigit() and extra.isascii())
+        ):
+            endpos = int(extra[7:]) if space else None
+            return Reply(ReplyKind.OK, code=200, result=value, endpos=endpos)
     if text == "HANGUP":
         return HANGUP
     match = _CODE_RE.match(text)

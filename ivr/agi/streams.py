@@ -1,18 +1,175 @@
-"""File-like objects over an asyncio stream, for synchronous code running in a flow greenlet.
+"""One FastAGI socket as lines in and bytes out, and the file-like ends pyst2 talks to.
 
-pyst2 talks to Asterisk through `readline()`, `write()` and `flush()`; these adapters do
-those on the call's StreamReader/StreamWriter, waiting on the loop through `await_`.
+`AgiStream` is the connection's asyncio protocol: it keeps what Asterisk sent in one buffer
+and hands out whole lines. A line already there costs no wait at all; otherwise one future
+is awaited (through the call's greenlet, `await_`). The reply time limit is one timer per
+connection, moved only when it fires early, not a timer per read: per AGI command this is
+one buffer split and at most one future, where a StreamReader under `asyncio.timeout` made
+several objects and a timer each time.
+
+`LineReader` and `LineWriter` are what pyst2 reads replies from and writes commands to.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from ivr.agi.bridge import await_
 from ivr.agi.errors import AgiProtocolError, CallerHungUp
 
-# Beyond this much unsent data, wait for Asterisk to read before writing more.
-_WRITE_HIGH_WATER = 64 * 1024
+# Asterisk's lines are short; a longer one is not Asterisk (and must not grow a buffer).
+LINE_LIMIT = 8192
+
+
+class LineTooLong(ValueError):
+    """More than LINE_LIMIT bytes arrived without a newline."""
+
+
+class AgiStream(asyncio.Protocol):
+    """The protocol of one FastAGI connection (either side: the server or a test's
+    Asterisk). Lines come out with their newline; `b""` means the peer closed."""
+
+    def __init__(self, limit: int = LINE_LIMIT) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._limit = limit
+        self._buffer = bytearray()
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        # The reply time limit: when the wait in progress gives up, and the one timer
+        # that checks it (moved forward only when it fires before that time).
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._write_paused = False
+        self._drained: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's are not asyncio.Transport subclasses).
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        waiter = self._waiter
+        if (
+            waiter is not None
+            and not waiter.done()
+            and (b"\n" in data or len(self._buffer) > self._limit)
+        ):
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self._closed = True
+        self._wake()
+        return False  # close the transport: Asterisk never half-closes a live call
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._wake()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def take_line(self) -> bytes | None:
+        """The next whole line if one is buffered, `b""` once the peer closed and nothing
+        is left, else None. Raises LineTooLong for an over-long line."""
+        buffer = self._buffer
+        end = buffer.find(b"\n", 0, self._limit + 1)
+        if end >= 0:
+            line = bytes(buffer[: end + 1])
+            del buffer[: end + 1]
+            return line
+        if len(buffer) > self._limit:
+            raise LineTooLong(f"line longer than {self._limit} bytes")
+        if self._closed:
+            line = bytes(buffer)
+            buffer.clear()
+            return line  # a last line without its newline, or b""
+        return None
+
+    def line_ready(self, seconds: float) -> asyncio.Future[None]:
+        """A future done when a line (or the end) may be taken, or failing with
+        TimeoutError after `seconds`."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiter = waiter
+        now = loop.time()
+        self._deadline = now + seconds
+        if self._timer is None or self._timer_at > self._deadline:
+            self._arm(loop, self._deadline)
+        return waiter
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = loop.call_at(at, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nothing waiting: the next wait arms the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._arm(loop, self._deadline)
+
+    async def readline(self, seconds: float) -> bytes:
+        """The next line, waiting at most `seconds` (from a coroutine)."""
+        while True:
+            line = self.take_line()
+            if line is not None:
+                return line
+            await self.line_ready(seconds)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def must_wait_to_write(self) -> bool:
+        return self._write_paused and not self._closed
+
+    def drained(self) -> asyncio.Future[None]:
+        """A future done once the transport takes writes again (or the peer left)."""
+        drained = self._drained
+        if drained is None or drained.done():
+            drained = self._drained = asyncio.get_running_loop().create_future()
+        if not self.must_wait_to_write():
+            drained.set_result(None)
+        return drained
+
+    @property
+    def closing(self) -> bool:
+        return self._closed or self.transport is None or self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class NullSink:
@@ -25,11 +182,6 @@ class NullSink:
         return None
 
 
-async def _read_line(reader: asyncio.StreamReader, seconds: float) -> bytes:
-    async with asyncio.timeout(seconds):
-        return await reader.readline()
-
-
 class LineReader:
     """`readline()` that waits for the next line from Asterisk, at most `timeout` seconds.
 
@@ -37,27 +189,29 @@ class LineReader:
     is there to talk to); an over-long line raises AgiProtocolError.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, timeout: float) -> None:
-        self._reader = reader
+    def __init__(self, stream: AgiStream, timeout: float) -> None:
+        self._stream = stream
         self.timeout = timeout
 
     def readline(self) -> str:
+        stream = self._stream
         try:
-            raw = await_(_read_line(self._reader, self.timeout))
+            line = stream.take_line()
+            while line is None:
+                await_(stream.line_ready(self.timeout))
+                line = stream.take_line()
         except TimeoutError:
             raise CallerHungUp(f"no reply from Asterisk within {self.timeout:g} s") from None
-        except ValueError as exc:  # the StreamReader's line limit
+        except LineTooLong as exc:
             raise AgiProtocolError("reply line too long") from exc
-        except ConnectionError as exc:
-            raise CallerHungUp("connection lost") from exc
-        return raw.decode("utf-8", errors="replace")
+        return line.decode("utf-8", errors="replace")
 
 
 class LineWriter:
     """Buffers `write()`s and sends them on `flush()` (pyst2 flushes after each command)."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
+    def __init__(self, stream: AgiStream) -> None:
+        self._stream = stream
         self._pending: list[str] = []
 
     def write(self, text: str) -> int:
@@ -69,11 +223,9 @@ class LineWriter:
             return
         data = "".join(self._pending).encode("utf-8")
         self._pending.clear()
-        if self._writer.is_closing():
+        stream = self._stream
+        if stream.closing:
             raise CallerHungUp("connection closed")
-        self._writer.write(data)
-        if self._writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
-            try:
-                await_(self._writer.drain())
-            except ConnectionError as exc:
-                raise CallerHungUp("connection lost") from exc
+        stream.write(data)
+        if stream.must_wait_to_write():
+            await_(stream.drained())

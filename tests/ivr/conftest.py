@@ -12,7 +12,7 @@ import pytest
 
 from ivr.agi.bridge import run_in_greenlet
 from ivr.agi.channel import AgiChannel, QuietAGI
-from ivr.agi.streams import LineReader, LineWriter
+from ivr.agi.streams import AgiStream, LineReader, LineWriter
 from ivr.caller import Caller
 from ivr.fake_asterisk import Transcript, run_call
 from ivr.server import AgiServer
@@ -103,8 +103,8 @@ async def over_socket(
 
     listener = await asyncio.start_server(asterisk, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    agi = QuietAGI({}, LineReader(reader, 2.0), LineWriter(writer))
+    _, stream = await asyncio.get_running_loop().create_connection(AgiStream, "127.0.0.1", port)
+    agi = QuietAGI({}, LineReader(stream, 2.0), LineWriter(stream))
 
     def run() -> T | Exception:
         try:
@@ -115,7 +115,7 @@ async def over_socket(
     try:
         result = await run_in_greenlet(run)
     finally:
-        writer.close()
+        stream.close()
         listener.close()
     async with asyncio.timeout(2.0):
         await finished.wait()  # every command sent has been recorded

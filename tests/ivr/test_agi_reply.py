@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ivr.agi import reply as reply_module
 from ivr.agi.reply import (
     Reply,
     ReplyKind,
@@ -113,3 +116,39 @@ def test_minus_one_meaning(verb: str, hangup: bool) -> None:
 def test_channel_status(line: str, up: bool) -> None:
     """CHANNEL STATUS: ringing or up counts as someone still there."""
     assert channel_is_up(parse_reply(line)) is up
+
+
+def _parse_by_pattern(line: str) -> Reply:
+    """The general (regex) path alone: what `parse_reply` must agree with."""
+    match = reply_module._CODE_RE.match(line.rstrip("\r\n"))
+    assert match is not None and match.group(1) == "200"
+    ok = reply_module._OK_RE.match(match.group(3))
+    if ok is None:
+        return Reply(ReplyKind.MALFORMED, code=200, text=line.rstrip("\r\n"))
+    extras = dict(reply_module._KV_RE.findall(ok.group(3)))
+    endpos = extras.get("endpos")
+    return Reply(
+        OK,
+        code=200,
+        result=ok.group(1),
+        data=ok.group(2),
+        endpos=int(endpos) if endpos is not None and endpos.isdigit() else None,
+    )
+
+
+@given(
+    st.text(alphabet="0123456789*#-AB ()\t\x0b\u3000\u0661=endposx", max_size=12),
+    st.sampled_from(["\n", "\r\n"]),
+)
+def test_fast_path_agrees_with_the_pattern(rest: str, newline: str) -> None:
+    """The regex-free path for common 200 replies gives what the general parser gives."""
+    line = f"200 result={rest}{newline}"
+    assert parse_reply(line) == _parse_by_pattern(line)
+
+
+@pytest.mark.parametrize(
+    "line", ["200 result=0 endpos=16000\n", "200 result=123456\n", "200 result=-1 endpos=0\n"]
+)
+def test_fast_path_common_replies(line: str) -> None:
+    """The replies of nearly every command agree with the general parser."""
+    assert parse_reply(line) == _parse_by_pattern(line)

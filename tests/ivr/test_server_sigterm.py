@@ -37,6 +37,8 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
         "0",
         "--drain-seconds",
         "10",
+        "--workers",
+        "1",
         stdout=asyncio.subprocess.PIPE,
         stderr=stderr,
         cwd=ROOT,
