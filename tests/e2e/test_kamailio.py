@@ -126,9 +126,17 @@ async def until_logged(proxy: Kamailio, line: str, within: float = 10) -> float:
 class Node:
     instance: local.Instance
 
-    def calls(self) -> int:
-        out = self.instance.cli("core show calls")
-        return int(out.split()[0]) if out.split() and out.split()[0].isdigit() else 0
+    def calls(self, which: str = "active") -> int:
+        """Calls in progress now ("active"), or ended and in progress ("processed")."""
+        for line in self.instance.cli("core show calls").splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0].isdigit() and which in line:
+                return int(words[0])
+        return 0
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.instance.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture
@@ -207,6 +215,7 @@ async def test_a_killed_node_is_taken_out_and_new_calls_go_to_the_other(
                 await asyncio.sleep(CALL_GAP_S)
             await asyncio.gather(*running)
 
+        cpu_before = nodes[1].cpu_seconds()
         calls = asyncio.create_task(stream())
         await asyncio.sleep(5)
         carried = nodes[0].calls()
@@ -219,6 +228,8 @@ async def test_a_killed_node_is_taken_out_and_new_calls_go_to_the_other(
         stop.set()
         await calls
         log = proxy.log_text()
+        survivor_cpu = nodes[1].cpu_seconds() - cpu_before
+        survivor_calls = nodes[1].calls("processed")
 
     placed.sort(key=lambda p: p.at)
     before = [p for p in placed if p.at + CALL_S + 1 < killed_at]
@@ -242,6 +253,8 @@ async def test_a_killed_node_is_taken_out_and_new_calls_go_to_the_other(
         "first_new_call_answered_s": round(first_ok, 2),
         "slowest_answer_after_kill_s": round(max(p.result.answer_after_s or 0 for p in after), 2),
         "every_call_answered_at_once_from_s": round(out_after + CALL_GAP_S, 2),
+        "surviving_node_calls": survivor_calls,
+        "surviving_node_cpu_ms_per_call": round(1000 * survivor_cpu / max(survivor_calls, 1)),
         "node_marked_down_after_s": round(down_after, 2),
         "calls_moved_to_the_other_node": log.count("trying the next"),
     }
