@@ -44,7 +44,7 @@ from tests.faults.conftest import (
     service_settings,
     set_clock,
 )
-from tests.faults.ledger import compare, snapshot
+from tests.faults.ledger import Snapshot, compare, snapshot
 from tests.faults.test_database_faults import SILENCE_LIMIT, check_calls, new_pin_for
 
 PAIR_DIR = TEST_DATA / "standby"
@@ -120,13 +120,15 @@ class Placed:
     heard: Heard
 
 
-async def stream(port: int, pair: Pair, until: asyncio.Event, placed: list[Placed]) -> None:
+async def stream(
+    port: int, take: Callable[[], IssuedCard], until: asyncio.Event, placed: list[Placed]
+) -> None:
     """Callers one after another, CALL_GAP_S apart, each on a card of its own, until told."""
     running: list[asyncio.Task[None]] = []
     n = 0
 
     async def one(kind: Kind) -> None:
-        card = pair.take()
+        card = take()
         at = time.monotonic()
         new_pin = new_pin_for(card) if kind == "change" else ""
         heard = await place(port, kind, card, office_open=True, new_pin=new_pin)
@@ -147,6 +149,47 @@ async def reported_cards() -> set[str]:
             " WHERE r.status = 'active'"
         )
         return set((await conn.execute(query)).scalars())
+
+
+async def judge(
+    placed: list[Placed], before: Snapshot, gone_at: float, promoted_at: float, fault: str
+) -> FaultFigures:
+    """What the callers around a change of primary lived, recorded and checked: nothing
+    half-written, one apology at most and no long silence, and every change a caller heard
+    as done on the new primary."""
+    placed.sort(key=lambda p: p.at)
+    figures = FaultFigures(fault, calls=[p.heard for p in placed])
+    served_after = [p.at for p in placed if p.at >= gone_at and p.heard.served]
+    assert served_after, "no call was served after the primary went"
+    figures.recovery_seconds = min(served_after) - gone_at
+    after = await snapshot()
+    changes = compare(before, after)
+    figures.half_written = len(changes.half_written)
+    changed = [p.card for p in placed if p.heard.kind == "change" and p.heard.served]
+    reported = [p.card for p in placed if p.heard.kind == "loss" and p.heard.served]
+    on_record = await reported_cards()
+    kept_changes = sum(after.pins[c.card_number] != before.pins[c.card_number] for c in changed)
+    kept_reports = sum(c.card_number in on_record for c in reported)
+    figures.notes.update(
+        placed=len(placed),
+        served=sum(p.heard.served for p in placed),
+        promotion_s=round(promoted_at - gone_at, 2),
+        pin_changes_heard=len(changed),
+        pin_changes_heard_and_in_database=kept_changes,
+        pin_changes_in_database=changes.pins_changed,
+        loss_reports_heard=len(reported),
+        loss_reports_heard_and_in_database=kept_reports,
+        loss_reports_in_database=changes.reports_filed,
+    )
+    record(figures)
+
+    assert changes.half_written == []
+    check_calls(figures)
+    assert figures.longest_silence < SILENCE_LIMIT
+    # Every change heard as done is done; one failing in its commit may be done unheard.
+    assert kept_changes == len(changed) and kept_reports == len(reported)
+    assert changes.pins_changed >= len(changed) and changes.reports_filed >= len(reported)
+    return figures
 
 
 def stop_cleanly(pair: Pair) -> None:
@@ -180,7 +223,7 @@ async def test_primary_changes_under_calls(
     assert pair.standby.in_recovery()
     placed: list[Placed] = []
     stop = asyncio.Event()
-    callers = asyncio.create_task(stream(port, pair, stop, placed))
+    callers = asyncio.create_task(stream(port, pair.take, stop, placed))
     await asyncio.sleep(BEFORE_S)
     gone_at = time.monotonic()
     await asyncio.to_thread(how, pair)
@@ -193,39 +236,9 @@ async def test_primary_changes_under_calls(
     assert not server.errors, list(server.errors)
     assert get_engine() is engine
 
-    placed.sort(key=lambda p: p.at)
-    figures = FaultFigures(fault, calls=[p.heard for p in placed])
-    served_after = [p.at for p in placed if p.at >= gone_at and p.heard.served]
-    assert served_after, "no call was served after the primary went"
-    figures.recovery_seconds = min(served_after) - gone_at
-    after = await snapshot()
-    changes = compare(before, after)
-    figures.half_written = len(changes.half_written)
-    changed = [p.card for p in placed if p.heard.kind == "change" and p.heard.served]
-    reported = [p.card for p in placed if p.heard.kind == "loss" and p.heard.served]
-    on_record = await reported_cards()
-    kept_changes = sum(after.pins[c.card_number] != before.pins[c.card_number] for c in changed)
-    kept_reports = sum(c.card_number in on_record for c in reported)
-    figures.notes.update(
-        placed=len(placed),
-        served=sum(p.heard.served for p in placed),
-        promotion_s=round(promoted_at - gone_at, 2),
-        pin_changes_heard=len(changed),
-        pin_changes_heard_and_in_database=kept_changes,
-        pin_changes_in_database=changes.pins_changed,
-        loss_reports_heard=len(reported),
-        loss_reports_heard_and_in_database=kept_reports,
-        loss_reports_in_database=changes.reports_filed,
-    )
-    record(figures)
-
-    assert changes.half_written == []
-    check_calls(figures)
-    assert figures.longest_silence < SILENCE_LIMIT
+    figures = await judge(placed, before, gone_at, promoted_at, fault)
     # Served again as soon as the new primary takes writes (calls start CALL_GAP_S apart).
+    assert figures.recovery_seconds is not None
     assert figures.recovery_seconds < (promoted_at - gone_at) + 1.0
-    # Every change heard as done is done; one failing in its commit may be done unheard.
-    assert kept_changes == len(changed) and kept_reports == len(reported)
-    assert changes.pins_changed >= len(changed) and changes.reports_filed >= len(reported)
     # Calls were cut by the switch, and served on both sides of it.
     assert any(p.heard.served for p in placed if p.at < gone_at)

@@ -1,0 +1,20 @@
+"""The cluster tests (etcd, Patroni, real failovers): marked `cluster`, and run only when
+asked for (`pytest -m cluster`, `make cluster-local`), since they take minutes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    asked = "cluster" in (config.getoption("markexpr", "") or "")
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.cluster)
+            if not asked:
+                item.add_marker(pytest.mark.skip(reason="cluster test: pytest -m cluster"))
