@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # libatomic1: Playwright's bundled Node driver links against it (missing on a minimal Debian).
-APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium fonts-wqy-microhei docker-compose libatomic1 kamailio patroni etcd-server
+APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium fonts-wqy-microhei docker-compose libatomic1 kamailio
 STAMP := .local/stamps
 
 .PHONY: run test lint typecheck unit e2e browser faults deps system-deps venv clean bench cx callers
@@ -31,6 +31,7 @@ browser: deps
 # calls (tests/cluster, about 2 minutes; not part of `make test`).
 .PHONY: cluster-local
 cluster-local: deps
+	$(MAKE) system-deps APT_PACKAGES="patroni etcd-server"
 	$(BIN)/pytest -m cluster
 
 # The database (and Asterisk) failing under calls in progress; part of `make test` too.
