@@ -12,7 +12,8 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    asked = "cluster" in (config.getoption("markexpr", "") or "")
+    expression = config.getoption("markexpr", "") or ""
+    asked = "cluster" in expression and "not cluster" not in expression
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.cluster)
