@@ -57,7 +57,9 @@ fresh-test:
 
 deps: system-deps venv
 
-# apt only when something is missing, so a second run costs nothing.
+# apt only when something is missing, so a second run costs nothing. Debian starts its own
+# Kamailio service on install, on port 5060 where `make run`'s Asterisk listens: the project
+# runs Kamailio itself (tests/e2e), so that service is turned off again.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -67,6 +69,9 @@ system-deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  case " $$missing " in *" kamailio "*) \
+	    [ -d /run/systemd/system ] && $$SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true;; \
+	  esac; \
 	fi
 
 venv: $(STAMP)/venv
