@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # libatomic1: Playwright's bundled Node driver links against it (missing on a minimal Debian).
-APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium fonts-wqy-microhei docker-compose libatomic1
+APT_PACKAGES := postgresql python3-venv espeak-ng ffmpeg sox sip-tester debootstrap chromium fonts-wqy-microhei docker-compose libatomic1 kamailio
 STAMP := .local/stamps
 
 .PHONY: run test lint typecheck unit e2e browser faults deps system-deps venv clean bench bench-flow bench-asterisk cx callers
@@ -26,6 +26,13 @@ e2e: deps
 
 browser: deps
 	$(BIN)/pytest -m browser
+
+# PostgreSQL under Patroni and etcd on loopback: a switchover and a killed primary under
+# calls (tests/cluster, about 2 minutes; not part of `make test`).
+.PHONY: cluster-local
+cluster-local: deps
+	$(MAKE) system-deps APT_PACKAGES="patroni etcd-server"
+	$(BIN)/pytest -m cluster
 
 # The database (and Asterisk) failing under calls in progress; part of `make test` too.
 faults: deps
@@ -58,7 +65,9 @@ fresh-test:
 
 deps: system-deps venv
 
-# apt only when something is missing, so a second run costs nothing.
+# apt only when something is missing, so a second run costs nothing. Debian starts its own
+# Kamailio service on install, on port 5060 where `make run`'s Asterisk listens: the project
+# runs Kamailio itself (tests/e2e), so that service is turned off again.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -68,6 +77,9 @@ system-deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  case " $$missing " in *" kamailio "*) \
+	    [ -d /run/systemd/system ] && $$SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true;; \
+	  esac; \
 	fi
 
 venv: $(STAMP)/venv

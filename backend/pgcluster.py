@@ -46,6 +46,8 @@ _HBA = (
     "# password; the socket itself is reachable by the server's user and root only.\n"
     "local   all   all   scram-sha-256\n"
 )
+# A cluster that feeds a streaming standby also lets the role replicate, the same way.
+_HBA_REPLICATION = _HBA + "local   replication   all   scram-sha-256\n"
 
 
 class ClusterError(RuntimeError):
@@ -151,6 +153,8 @@ class LocalCluster:
     # The password lives in `<secrets_home>/secrets/`; by default the folder holding
     # `root` (the install's data folder, for the default cluster).
     secrets_home: Path | None = None
+    # Whether a standby may stream from this cluster (`make_standby`).
+    replication: bool = False
 
     @property
     def datadir(self) -> Path:
@@ -298,11 +302,15 @@ class LocalCluster:
 
     def _write_hba(self) -> None:
         # Rewritten in place: the file keeps initdb's owner and mode.
-        self._hba().write_text(_HBA, encoding="utf-8")
+        self._hba().write_text(self._hba_text, encoding="utf-8")
+
+    @property
+    def _hba_text(self) -> str:
+        return _HBA_REPLICATION if self.replication else _HBA
 
     def _secured(self) -> bool:
         """Whether pg_hba.conf is ours (older clusters let local users in by `trust`)."""
-        return self._hba().read_text(encoding="utf-8") == _HBA
+        return self._hba().read_text(encoding="utf-8") == self._hba_text
 
     def _socket_open(self) -> bool:
         """Whether the socket folder or socket lets anyone but the server's user in."""
@@ -397,6 +405,50 @@ class LocalCluster:
         if self.running():
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
 
+    def make_standby(
+        self, root: Path, port: int, extra_options: tuple[str, ...] = ()
+    ) -> LocalCluster:
+        """A streaming standby of this running cluster (which needs `replication`), made
+        with pg_basebackup at `root` and not started. The standby reaches this cluster's
+        socket with the role's password from a password file inside its own private folder
+        (never in its configuration), so it can be promoted and fed from in turn."""
+        if not self.replication:
+            raise ClusterError("this cluster was not made to feed a standby (replication)")
+        standby = LocalCluster(root, port, extra_options, self._home, replication=True)
+        if standby.initialised():
+            raise ClusterError(f"{standby.datadir} exists already")
+        standby._prepare_dirs()
+        self._client(
+            "pg_basebackup",
+            *("-h", str(self.socket_dir), "-p", str(self.port), "-U", ROLE),
+            *("-D", str(standby.datadir), "-X", "stream", "-c", "fast", "-w"),
+        )
+        passfile = standby.root / "replication.pgpass"
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(self.ensure_passfile().read_text(encoding="ascii"))
+        application = re.sub(r"[^a-z0-9_]", "_", root.name.lower()) or "standby"
+        conninfo = (
+            f"host={self.socket_dir} port={self.port} user={ROLE} "
+            f"passfile={passfile} application_name={application}"
+        )
+        with (standby.datadir / "postgresql.auto.conf").open("a", encoding="utf-8") as conf:
+            conf.write(f"primary_conninfo = '{conninfo}'\n")
+        (standby.datadir / "standby.signal").touch()
+        owner = standby._owner()
+        if owner:
+            for path in (passfile, standby.datadir, *standby.datadir.rglob("*")):
+                os.lchown(path, owner.pw_uid, owner.pw_gid)
+        return standby
+
+    def in_recovery(self) -> bool:
+        """Whether the cluster runs as a standby."""
+        return self.psql("SELECT pg_is_in_recovery()", "postgres").strip() == "t"
+
+    def promote(self) -> None:
+        """Make a standby the primary; returns once it takes writes."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-w", "-t", "60", "promote")
+
     def psql(self, sql: str, database: str = DEFAULT_DB) -> str:
         result = self._psql(
             database,
@@ -437,6 +489,21 @@ def _check_name(database: str) -> None:
     # Database names go into SQL text, so only plain identifiers are accepted.
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", database):
         raise ClusterError(f"unsafe database name {database!r}")
+
+
+def writable_url(clusters: list[LocalCluster], database: str = DEFAULT_DB) -> str:
+    """One asyncpg URL naming every cluster, which connects to whichever takes writes
+    (`target_session_attrs=read-write`): a primary and its standbys, in any order."""
+    if not clusters:
+        raise ClusterError("no cluster to connect to")
+    _check_name(database)
+    passfile = clusters[0].ensure_passfile()
+    hosts = ",".join(quote(str(c.socket_dir)) for c in clusters)
+    ports = ",".join(str(c.port) for c in clusters)
+    return (
+        f"postgresql+asyncpg://{ROLE}@/{database}?host={hosts}&port={ports}"
+        f"&passfile={quote(str(passfile))}&target_session_attrs=read-write"
+    )
 
 
 def default_cluster() -> LocalCluster:

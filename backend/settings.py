@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = "dev"
     # Unset: the project's own local cluster under `data_dir`.
     # May carry a password: kept out of the settings' repr (and so out of logs and errors).
+    # A primary with standbys: name every node and ask for the writable one, e.g.
+    # `postgresql+asyncpg://USER@/DB?host=pg1,pg2&port=5432,5432&target_session_attrs=read-write`;
+    # after a switchover the next connection finds the new primary, with no restart.
     database_url: str | None = Field(default=None, repr=False)
     data_dir: Path = PROJECT_ROOT / ".local"
     pg_port: int = 54333
