@@ -308,6 +308,7 @@ def test_rendered_asterisk_config_for_the_compose_network(tmp_path: Path) -> Non
     pjsip = (etc / "pjsip.conf").read_text(encoding="utf-8")
     assert "bind = 127.0.0.1:5070" in pjsip
     assert pjsip.rstrip().endswith("#tryinclude site/pjsip_site.conf")
+    assert extensions.rstrip().endswith("#tryinclude site/extensions_site.conf")
     queues = (etc / "queues.conf").read_text(encoding="utf-8")
     assert queues.rstrip().endswith("#tryinclude site/queue_members.conf")
     rtp = (etc / "rtp.conf").read_text(encoding="utf-8")
@@ -320,9 +321,14 @@ def test_rendered_asterisk_config_for_the_compose_network(tmp_path: Path) -> Non
 
 
 def test_site_example_matches_the_includes() -> None:
-    """The example site folder has the two files the rendered config includes."""
+    """The example site folder has the three files the rendered config includes."""
     render_asterisk = _render_module()
-    for rel in (render_asterisk.SITE_PJSIP, render_asterisk.SITE_MEMBERS):
+    sites = (
+        render_asterisk.SITE_PJSIP,
+        render_asterisk.SITE_MEMBERS,
+        render_asterisk.SITE_EXTENSIONS,
+    )
+    for rel in sites:
         name = rel.split("/", 1)[1]
         assert (DOCKER / "site.example" / name).is_file(), name
     members = (DOCKER / "site.example/queue_members.conf").read_text(encoding="utf-8")
