@@ -19,6 +19,7 @@ COPY backend ./backend
 COPY ivr ./ivr
 COPY prompts ./prompts
 COPY dialplan ./dialplan
+COPY asterisk_local ./asterisk_local
 COPY console ./console
 COPY cli ./cli
 # The project and its runtime dependencies only (no test extras), in a venv to copy.
