@@ -14,7 +14,7 @@ HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _check(port: int, timeout: float = 1.0) -> tuple[int, str, float]:
+async def _check(port: int, wait_s: float = 1.0) -> tuple[int, str, float]:
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -27,7 +27,7 @@ async def _check(port: int, timeout: float = 1.0) -> tuple[int, str, float]:
         "--port",
         str(port),
         "--timeout",
-        str(timeout),
+        str(wait_s),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         cwd=ROOT,
@@ -79,7 +79,7 @@ async def test_check_tells_a_frozen_server_from_a_working_one(tmp_path: Path) ->
             server.send_signal(signal.SIGSTOP)
             try:
                 assert _tcp_connects(port)  # what a TCP probe would have called healthy
-                code, out, took = await _check(port, timeout=1.0)
+                code, out, took = await _check(port, wait_s=1.0)
                 assert code != 0, out
                 assert "timed out" in out, out
                 assert took < 10, took
