@@ -82,6 +82,7 @@ async def test_check_tells_a_frozen_server_from_a_working_one(tmp_path: Path) ->
                 code, out, took = await _check(port, wait_s=1.0)
                 assert code != 0, out
                 assert "timed out" in out, out
+                assert "Traceback" not in out, out
                 assert took < 10, took
             finally:
                 server.send_signal(signal.SIGCONT)
