@@ -23,13 +23,9 @@ RUN python -m venv /opt/ivr12333 \
  && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt \
  && /opt/ivr12333/bin/pip install -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
-COPY backend ./backend
-COPY ivr ./ivr
-COPY prompts ./prompts
-COPY dialplan ./dialplan
-COPY asterisk_local ./asterisk_local
-COPY console ./console
-COPY cli ./cli
+# The source packages in one step (what the .dockerignore allows of the repository):
+# each build step costs a copy of the stage's file system with some storage drivers.
+COPY . ./
 # The project itself (its dependencies are in the layer above; no test extras), in the
 # venv the runtime stage copies.
 RUN /opt/ivr12333/bin/pip install --no-deps /src
@@ -47,7 +43,6 @@ FROM build AS config
 # chinese_calendar release knows them).
 ARG IVR_OFFICE_HOURS=09:00-12:00,13:30-17:00
 ARG IVR_TIMEZONE=Asia/Shanghai
-COPY docker/render_asterisk.py /src/docker/render_asterisk.py
 RUN IVR_ENV=dev IVR_OFFICE_HOURS="${IVR_OFFICE_HOURS}" IVR_TIMEZONE="${IVR_TIMEZONE}" \
     /opt/ivr12333/bin/python /src/docker/render_asterisk.py /build/asterisk
 

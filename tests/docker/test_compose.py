@@ -120,7 +120,7 @@ def test_every_long_running_service_has_a_health_check() -> None:
 
 
 def test_health_checks_probe_the_right_thing() -> None:
-    """pg_isready, an AGI health request, a GET of the console, Asterisk's uptime."""
+    """pg_isready, an AGI health request, a GET of the console, Asterisk fully booted."""
     services = _services()
 
     def test_of(name: str) -> str:
@@ -135,7 +135,7 @@ def test_health_checks_probe_the_right_thing() -> None:
         r'^HEALTHCHECK .* CMD \["asterisk-health"\]$', _dockerfile("asterisk.Dockerfile"), re.M
     )
     script = (DOCKER / "asterisk-health.sh").read_text(encoding="utf-8")
-    assert "asterisk -rx 'core show uptime'" in script and "System uptime" in script
+    assert "asterisk -rx 'core waitfullybooted'" in script and "fully booted" in script
     # Each argument of a health check is one word: podman's Docker API splits at spaces.
     for name in LONG_RUNNING:
         assert all(" " not in arg for arg in services[name]["healthcheck"]["test"]), name
@@ -253,10 +253,24 @@ def test_dockerfile_copy_sources_exist() -> None:
                 continue
             *sources, _target = [w for w in rest.split() if not w.startswith("--")]
             for source in sources:
+                if source == ".":
+                    # The whole context, i.e. what the allow-list lets through: all of it exists.
+                    for pattern in allowed:
+                        assert (ROOT / pattern).exists(), f"{dockerfile}: !{pattern}: no such file"
+                    continue
                 assert (ROOT / source).exists(), f"{dockerfile}: COPY {source}: no such file"
                 assert any(fnmatch.fnmatch(source.rstrip("/"), p) for p in allowed), (
                     f"{dockerfile}: {source} is excluded by the .dockerignore"
                 )
+
+
+def test_both_images_send_the_same_context() -> None:
+    """The two .dockerignore allow-lists are the same: the shared build stage copies the
+    whole context, so only the same content lets the second image reuse its layers."""
+    app, asterisk = (
+        (DOCKER / f"{name}.dockerignore").read_text(encoding="utf-8") for name in DOCKERFILES
+    )
+    assert app == asterisk
 
 
 def test_compose_build_contexts_and_dockerfiles() -> None:
@@ -292,7 +306,7 @@ def test_images_are_built_as_intended() -> None:
     # Runtime dependencies from pyproject.toml in a layer of their own, then the project.
     assert "['project']['dependencies']" in app and "optional-dependencies" not in app
     assert "pip install --no-deps /src" in app and "[test]" not in app
-    assert app.index("['project']['dependencies']") < app.index("COPY backend")
+    assert app.index("['project']['dependencies']") < app.index("COPY . ./")
     assert "prompts build" in app
     asterisk = _dockerfile("asterisk.Dockerfile")
     assert "ASTERISK_BASE=debian:sid-slim" in asterisk
