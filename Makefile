@@ -63,6 +63,13 @@ bench-asterisk: deps
 fresh-test:
 	docker/fresh-test.sh
 
+# The production images built with podman and run for real with docker-compose: calls
+# through the containerised Asterisk, a restart, down/up; see "The deploy test" in
+# docker/README.md. Root; about 15 minutes on a first run, not part of `make test`.
+.PHONY: deploy-test
+deploy-test: deps
+	$(BIN)/python -m tests.deploy.stack
+
 deps: system-deps venv
 
 # apt only when something is missing, so a second run costs nothing. Debian starts its own

@@ -54,7 +54,7 @@ def _scenario() -> str:
 
     The welcome is not interruptible; menus and entry prompts are cut short by a key.
     """
-    from dialplan.sipp_call import parse_keys, render_scenario
+    from asterisk_local.caller import parse_keys, render_scenario
 
     keys = (
         "wait:8 2 wait:2 2 wait:2 90000001# wait:2 900002# wait:2 900000000000000003# "
@@ -70,7 +70,7 @@ def _sipp(
     work: Path, sip_port: int, rate: float, batch: list[FlowCard], new_pins: list[str]
 ) -> tuple[int, str]:
     """One SIPp process placing every call of the step (-l N -r RATE -m N)."""
-    from dialplan.sipp_call import free_udp_port
+    from asterisk_local.caller import free_udp_port
 
     scenario = work / "caller.xml"
     scenario.write_text(_scenario(), encoding="utf-8")
@@ -94,8 +94,8 @@ def _sipp(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from dialplan import local
-    from dialplan.sipp_call import free_udp_port
+    from asterisk_local import instance as local
+    from asterisk_local.caller import free_udp_port
 
     most = max(args.calls)
     cluster, cards = await _prepare(most)

@@ -43,6 +43,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     serve.set_defaults(func=_serve)
 
+    check = sub.add_parser(
+        "check",
+        help="exit 0 if the FastAGI server answers a health request (a container health check)",
+    )
+    check.add_argument("--host", help="server address (default: settings; 0.0.0.0 means 127.0.0.1)")
+    check.add_argument("--port", type=int, help="server port (default: settings, 4573)")
+    check.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)"
+    )
+    check.set_defaults(func=_check)
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvloop
@@ -120,3 +131,28 @@ def _serve(args: argparse.Namespace) -> int:
         return run_workers(host, port, workers, worker, on_ready=ready)
     except OSError as exc:
         raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _check(args: argparse.Namespace) -> int:
+    import socket
+
+    from backend.settings import get_settings
+    from cli.main import CommandError
+    from ivr.server import HEALTH_REPLY, HEALTH_SCRIPT
+
+    settings = get_settings()
+    host = args.host or settings.agi_host
+    # A server bound to every address is asked on the loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+    port = settings.agi_port if args.port is None else args.port
+    header = f"agi_network: yes\nagi_network_script: {HEALTH_SCRIPT}\n\n".encode()
+    try:
+        with socket.create_connection((host, port), timeout=args.timeout) as conn:
+            conn.sendall(header)
+            answer = conn.makefile("rb").readline(len(HEALTH_REPLY) + 1)
+    except OSError as exc:
+        raise CommandError(f"FastAGI server {host}:{port}: {exc}") from None
+    if answer != HEALTH_REPLY:
+        raise CommandError(f"FastAGI server {host}:{port} answered {answer[:40]!r}")
+    print(f"FastAGI server {host}:{port} healthy")
+    return 0

@@ -29,10 +29,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from asterisk_local import instance as local
+    from asterisk_local.root import RootError
     from backend.logsetup import configure_from_settings
     from backend.settings import get_settings
-    from dialplan import local
-    from dialplan.root import RootError
 
     configure_from_settings()
     settings = get_settings()
@@ -49,7 +49,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from dialplan import local
+    from asterisk_local import instance as local
 
     ran = local.down(args.instance)
     print(
@@ -59,7 +59,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from dialplan import local
+    from asterisk_local import instance as local
 
     inst = local.status(args.instance)
     if inst is None:

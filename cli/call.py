@@ -24,8 +24,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _call(args: argparse.Namespace) -> int:
+    from asterisk_local.caller import CallError, place_call
     from backend.logsetup import configure_from_settings
-    from dialplan.sipp_call import CallError, place_call
 
     configure_from_settings()
     try:

@@ -70,4 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As `python -m cli.main` this file runs as __main__, a module apart from the cli.main
+    # the commands import: only that module's main() catches their CommandError.
+    from cli.main import main as imported_main
+
+    sys.exit(imported_main())

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         procs.append(_spawn(["console", "serve"], "console.log"))
         _wait_port(settings.console_port, procs[-1], "console")
         if not args.no_asterisk:
-            from dialplan import local
+            from asterisk_local import instance as local
 
             _step("Asterisk 22 (first run builds its root folder: a few minutes)")
             servers = [f"127.0.0.1:{port}" for port in agi_ports]
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         _stop(procs)
         if asterisk_started:
-            from dialplan import local
+            from asterisk_local import instance as local
 
             local.down(args.instance)
         if not args.keep_db and not settings.database_url:

@@ -43,7 +43,7 @@ class ConsoleSettings(BaseSettings):
     # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names
     # the client; without them the peer address is the client, whatever a header says.
     trusted_proxies: str = ""
-    # The local Asterisk (dialplan.local) whose agent queue the wallboard shows; empty:
+    # The local Asterisk (asterisk_local) whose agent queue the wallboard shows; empty:
     # none (the queue figures are then shown as not available).
     asterisk_instance: str = "local"
     # Behind TLS (prod) cookies are marked Secure; on plain-HTTP loopback they cannot be.

@@ -1,7 +1,7 @@
 """The agent queue as Asterisk sees it now: callers waiting and the longest wait.
 
 Read with `asterisk -rx "queue show ivr12333-agents"` through the local Asterisk helpers
-(`dialplan.local`), which `make run` starts on this machine; the console has to run where
+(`asterisk_local`), which `make run` starts on this machine; the console has to run where
 it may use that Asterisk's control socket. Elsewhere (no local Asterisk, or
 `IVR_CONSOLE_ASTERISK_INSTANCE` empty) the wallboard says the figures are not available.
 A reading is kept a few seconds, so open wallboards do not each start an `asterisk`.
@@ -53,7 +53,7 @@ _kept: tuple[float, QueueFigures | None] = (0.0, None)
 
 
 def _read(instance: str) -> QueueFigures | None:
-    from dialplan import local
+    from asterisk_local import instance as local
 
     running = local.status(instance)
     if running is None:

@@ -89,7 +89,7 @@ class Setup:
                 raise ValueError(f"agent name {agent.name!r}: lower-case letters, digits, -")
 
 
-def _agents_block(agents: Sequence[Agent]) -> str:
+def agents_block(agents: Sequence[Agent]) -> str:
     parts = []
     for agent in agents:
         lines = [f"[{agent.name}](agent-phone)", f"aors = {agent.name}", ""]
@@ -100,7 +100,7 @@ def _agents_block(agents: Sequence[Agent]) -> str:
     return "\n\n".join(parts) if parts else "; no agent phones in this setup"
 
 
-def _members_block(agents: Sequence[Agent]) -> str:
+def members_block(agents: Sequence[Agent]) -> str:
     if not agents:
         return "; no members: callers hear the apology at once (joinempty)"
     return "\n".join(f"member => PJSIP/{a.name},0,{a.name}" for a in agents)
@@ -137,8 +137,8 @@ def render(setup: Setup, settings: Settings | None = None) -> dict[str, str]:
         "QUEUE_WAIT": str(setup.queue_wait_s),
         "CLOCK_EPOCH": "" if setup.clock_epoch is None else str(setup.clock_epoch),
         "CALENDAR_YEARS": hours.calendar_years_global(plan),
-        "AGENTS": _agents_block(setup.agents),
-        "MEMBERS": _members_block(setup.agents),
+        "AGENTS": agents_block(setup.agents),
+        "MEMBERS": members_block(setup.agents),
     }
     files = {
         name: _fill(name, (TEMPLATE_DIR / name).read_text(encoding="utf-8"), values)

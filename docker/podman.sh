@@ -26,8 +26,8 @@ fi
 
 mkdir -p "$STATE"
 # Rewritten each time, so a moved checkout or a changed IVR_PODMAN_DIR never points at an
-# old folder.
-cat >"$STATE/containers.conf.new" <<EOF
+# old folder; through a file of this process's own, since several may run at once.
+cat >"$STATE/containers.conf.$$" <<EOF
 [containers]
 default_ulimits = []
 
@@ -37,14 +37,14 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 tmp_dir = "$STATE/tmp"
 EOF
-mv "$STATE/containers.conf.new" "$STATE/containers.conf"
-cat >"$STATE/storage.conf.new" <<EOF
+mv "$STATE/containers.conf.$$" "$STATE/containers.conf"
+cat >"$STATE/storage.conf.$$" <<EOF
 [storage]
 driver = "vfs"
 graphroot = "$STATE/storage"
 runroot = "$STATE/run"
 EOF
-mv "$STATE/storage.conf.new" "$STATE/storage.conf"
+mv "$STATE/storage.conf.$$" "$STATE/storage.conf"
 
 export CONTAINERS_CONF="$STATE/containers.conf"
 export CONTAINERS_STORAGE_CONF="$STATE/storage.conf"

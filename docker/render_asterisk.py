@@ -43,6 +43,7 @@ RTP_END = 10199
 SITE_DIR = "site"
 SITE_PJSIP = f"{SITE_DIR}/pjsip_site.conf"
 SITE_MEMBERS = f"{SITE_DIR}/queue_members.conf"
+SITE_EXTENSIONS = f"{SITE_DIR}/extensions_site.conf"
 ETC_DIR = f"etc/asterisk-{INSTANCE}"
 MOH_FILE = "usr/share/asterisk/moh-ivr12333/ivr12333-tune.sln"
 
@@ -76,6 +77,14 @@ QUEUE_SITE = f"""
 #tryinclude {SITE_MEMBERS}
 """
 
+EXTENSIONS_SITE = f"""
+; Site additions to the dialplan, e.g. other FastAGI servers than agi1 and agi2 when the
+; containers do not share a compose network (host networking):
+;   [globals](+)
+;   IVR_AGI_SERVERS = 10.0.0.5:4573&10.0.0.6:4573
+#tryinclude {SITE_EXTENSIONS}
+"""
+
 
 def compose_setup() -> Setup:
     return Setup(
@@ -92,6 +101,7 @@ def build_files(settings: Settings | None = None) -> dict[str, str]:
     files["pjsip.conf"] = files["pjsip.conf"].rstrip("\n") + "\n" + PJSIP_SITE
     # @MEMBERS@ is the last thing in queues.conf, so the include lands in the agent queue.
     files["queues.conf"] = files["queues.conf"].rstrip("\n") + "\n" + QUEUE_SITE
+    files["extensions.conf"] = files["extensions.conf"].rstrip("\n") + "\n" + EXTENSIONS_SITE
     files["logger.conf"] = LOGGER_CONF
     files["rtp.conf"] = RTP_CONF
     return files

@@ -59,6 +59,11 @@ REPLY_TIMEOUT = 300.0
 FAREWELL_REPLY_TIMEOUT = 5.0
 # Unexpected errors kept for inspection (tests, a debugger); the log has every one.
 ERROR_RECORD_LIMIT = 100
+# `ivr12333 agi check` (the containers' health check) asks for this script: the answer
+# proves the event loop reads headers and writes replies, which a bare TCP connect (the
+# kernel accepts it even while the process is frozen) does not.
+HEALTH_SCRIPT = "ivr12333-health"
+HEALTH_REPLY = b'VERBOSE "ivr12333 healthy" 1\n'
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +215,10 @@ class AgiServer:
             log.warning("call.bad_header", reason=type(exc).__name__)
             return
         info = call_info(env)
+        if info.script == HEALTH_SCRIPT:
+            log.debug("call.health_check")
+            stream.write(HEALTH_REPLY)  # the connection closes after it (_handle's finally)
+            return
         structlog.contextvars.bind_contextvars(
             call_id=info.call_id, script=info.script, caller=mask_phone(info.caller_number)
         )

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from backend.db.engine import dispose_all, get_engine
-from dialplan.sipp_call import free_tcp_port
+from tests.sip_phones import free_tcp_port
 from ivr.caller import Timeouts
 from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer

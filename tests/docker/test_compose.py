@@ -120,7 +120,7 @@ def test_every_long_running_service_has_a_health_check() -> None:
 
 
 def test_health_checks_probe_the_right_thing() -> None:
-    """pg_isready, a TCP connect to FastAGI, a GET of the console, asterisk -rx uptime."""
+    """pg_isready, an AGI health request, a GET of the console, Asterisk fully booted."""
     services = _services()
 
     def test_of(name: str) -> str:
@@ -128,12 +128,18 @@ def test_health_checks_probe_the_right_thing() -> None:
 
     assert "pg_isready" in test_of("postgres")
     for agi in ("agi1", "agi2"):
-        assert "socket.create_connection(('127.0.0.1', 4573)" in test_of(agi)
-    assert "http://127.0.0.1:8333/login" in test_of("console")
-    assert "asterisk -rx core show uptime" in test_of("asterisk")
+        assert test_of(agi) == "CMD ivr12333 agi check --port 4573"
+    assert test_of("console") == "CMD ivr12333 console check --port 8333"
+    assert test_of("asterisk") == "CMD asterisk-health"
     assert "http://127.0.0.1:9090/-/ready" in test_of("prometheus")
-    assert "HEALTHCHECK" in _dockerfile("asterisk.Dockerfile")
-    assert 'asterisk -rx "core show uptime"' in _dockerfile("asterisk.Dockerfile")
+    assert re.search(
+        r'^HEALTHCHECK .* CMD \["asterisk-health"\]$', _dockerfile("asterisk.Dockerfile"), re.M
+    )
+    script = (DOCKER / "asterisk-health.sh").read_text(encoding="utf-8")
+    assert "asterisk -rx 'core waitfullybooted'" in script and "fully booted" in script
+    # Each argument of a health check is one word: podman's Docker API splits at spaces.
+    for name in LONG_RUNNING:
+        assert all(" " not in arg for arg in services[name]["healthcheck"]["test"]), name
 
 
 def test_restart_policies() -> None:
@@ -248,12 +254,26 @@ def test_dockerfile_copy_sources_exist() -> None:
         for word, rest in _instructions(_dockerfile(dockerfile)):
             if word != "COPY" or "--from=" in rest:
                 continue
-            *sources, _target = rest.split()
+            *sources, _target = [w for w in rest.split() if not w.startswith("--")]
             for source in sources:
+                if source == ".":
+                    # The whole context, i.e. what the allow-list lets through: all of it exists.
+                    for pattern in allowed:
+                        assert (ROOT / pattern).exists(), f"{dockerfile}: !{pattern}: no such file"
+                    continue
                 assert (ROOT / source).exists(), f"{dockerfile}: COPY {source}: no such file"
                 assert any(fnmatch.fnmatch(source.rstrip("/"), p) for p in allowed), (
                     f"{dockerfile}: {source} is excluded by the .dockerignore"
                 )
+
+
+def test_both_images_send_the_same_context() -> None:
+    """The two .dockerignore allow-lists are the same: the shared build stage copies the
+    whole context, so only the same content lets the second image reuse its layers."""
+    app, asterisk = (
+        (DOCKER / f"{name}.dockerignore").read_text(encoding="utf-8") for name in DOCKERFILES
+    )
+    assert app == asterisk
 
 
 def test_compose_build_contexts_and_dockerfiles() -> None:
@@ -286,7 +306,10 @@ def test_images_are_built_as_intended() -> None:
         assert tool not in runtime, f"{tool} leaked into the runtime image"
     assert "python:3.11-slim-bookworm" in app
     assert "USER ivr12333" in runtime
-    assert "pip install /src" in app and "[test]" not in app
+    # Runtime dependencies from pyproject.toml in a layer of their own, then the project.
+    assert "['project']['dependencies']" in app and "optional-dependencies" not in app
+    assert "pip install --no-deps /src" in app and "[test]" not in app
+    assert app.index("['project']['dependencies']") < app.index("COPY . ./")
     assert "prompts build" in app
     asterisk = _dockerfile("asterisk.Dockerfile")
     assert "ASTERISK_BASE=debian:sid-slim" in asterisk
@@ -311,6 +334,7 @@ def test_rendered_asterisk_config_for_the_compose_network(tmp_path: Path) -> Non
     pjsip = (etc / "pjsip.conf").read_text(encoding="utf-8")
     assert "bind = 127.0.0.1:5070" in pjsip
     assert pjsip.rstrip().endswith("#tryinclude site/pjsip_site.conf")
+    assert extensions.rstrip().endswith("#tryinclude site/extensions_site.conf")
     queues = (etc / "queues.conf").read_text(encoding="utf-8")
     assert queues.rstrip().endswith("#tryinclude site/queue_members.conf")
     rtp = (etc / "rtp.conf").read_text(encoding="utf-8")
@@ -323,9 +347,14 @@ def test_rendered_asterisk_config_for_the_compose_network(tmp_path: Path) -> Non
 
 
 def test_site_example_matches_the_includes() -> None:
-    """The example site folder has the two files the rendered config includes."""
+    """The example site folder has the three files the rendered config includes."""
     render_asterisk = _render_module()
-    for rel in (render_asterisk.SITE_PJSIP, render_asterisk.SITE_MEMBERS):
+    sites = (
+        render_asterisk.SITE_PJSIP,
+        render_asterisk.SITE_MEMBERS,
+        render_asterisk.SITE_EXTENSIONS,
+    )
+    for rel in sites:
         name = rel.split("/", 1)[1]
         assert (DOCKER / "site.example" / name).is_file(), name
     members = (DOCKER / "site.example/queue_members.conf").read_text(encoding="utf-8")

@@ -21,9 +21,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from asterisk_local import caller
+from asterisk_local import instance as local
 from backend.settings import get_settings
-from dialplan import local, sipp_call
 from dialplan.render import Agent
+from tests import sip_phones
 
 
 @dataclass
@@ -65,7 +67,7 @@ class E2EAsterisk:
     def call(self, keys: str = "", number: str = "12333", timeout: float = 60) -> CallTrace:
         """Places a call and returns it with the Asterisk log lines written meanwhile."""
         start = self.instance.log_size()
-        result = sipp_call.place_call(number, keys, sip_port=self.sip_port, timeout=timeout)
+        result = caller.place_call(number, keys, sip_port=self.sip_port, timeout=timeout)
         # Asterisk writes its last lines just after the BYE.
         time.sleep(0.3)
         return CallTrace(result, self.instance.log_text(start))
@@ -96,7 +98,7 @@ def parse_events(log: str) -> list[Event]:
 
 @dataclass
 class CallTrace:
-    result: sipp_call.CallResult
+    result: caller.CallResult
     log: str
 
     @property
@@ -118,7 +120,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 def _distinct_tcp_ports(n: int) -> tuple[int, ...]:
     ports: set[int] = set()
     while len(ports) < n:
-        ports.add(sipp_call.free_tcp_port())
+        ports.add(sip_phones.free_tcp_port())
     return tuple(sorted(ports))
 
 
@@ -155,10 +157,10 @@ def running_asterisk(label: str = "") -> Iterator[E2EAsterisk]:
         pytest.fail("sipp is missing: `make system-deps` installs sip-tester")
     _forget_finished_instances()
     first, second = _distinct_tcp_ports(2)
-    agent_port = sipp_call.free_udp_port()
-    sip_port = sipp_call.free_udp_port()
+    agent_port = sip_phones.free_udp_port()
+    sip_port = sip_phones.free_udp_port()
     while sip_port == agent_port:
-        sip_port = sipp_call.free_udp_port()
+        sip_port = sip_phones.free_udp_port()
     name = f"e2e-{label + '-' if label else ''}{os.getpid()}"
     _RUNNING.add(name)
     try:

@@ -15,9 +15,12 @@ from pathlib import Path
 import chinese_calendar
 import pytest
 
+from asterisk_local import instance as local
+from asterisk_local.logscan import config_problems
 from backend.settings import get_settings
-from dialplan import hours, local, render, sipp_call
+from dialplan import hours, render
 from ivr import contract
+from tests import sip_phones
 from tests.e2e.conftest import SHANGHAI, E2EAsterisk
 
 pytestmark = pytest.mark.e2e
@@ -149,7 +152,7 @@ def test_dialplan_uses_the_contracts_names() -> None:
 
 def test_every_configuration_file_loads(e2e_asterisk: E2EAsterisk) -> None:
     # up() refused to start if the log had shown a parse error; check the log ourselves too.
-    assert local.config_problems(e2e_asterisk.instance.log_text()) == []
+    assert config_problems(e2e_asterisk.instance.log_text()) == []
 
     dialplan = e2e_asterisk.cli("dialplan show from-pstn")
     for exten in ("'12333'", "'123331'", "'123332'"):
@@ -190,7 +193,7 @@ def test_a_typo_in_the_configuration_stops_asterisk(
     e2e_asterisk: E2EAsterisk, file: str, typo: tuple[str, str]
 ) -> None:
     setup = render.Setup(
-        agi_servers=("127.0.0.1:1",), sip_port=sipp_call.free_udp_port(), agents=()
+        agi_servers=("127.0.0.1:1",), sip_port=sip_phones.free_udp_port(), agents=()
     )
     text = render.render(setup)[file]
     assert typo[0] in text
@@ -328,7 +331,7 @@ def test_agent_leg_carries_the_handlers_notes(e2e_asterisk: E2EAsterisk) -> None
     first, _ = e2e_asterisk.agi_ports
     with (
         FastAgiStub(first, script) as stub,
-        sipp_call.AgentPhone(e2e_asterisk.agent_port, talk_s=1.5, timeout=40) as phone,
+        sip_phones.AgentPhone(e2e_asterisk.agent_port, talk_s=1.5, timeout=40) as phone,
     ):
         trace = e2e_asterisk.call("wait:30", timeout=45)
         agent = phone.result(timeout=20)

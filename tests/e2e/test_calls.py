@@ -156,7 +156,7 @@ async def test_initial_pin_holder_reaches_the_agent_queue_in_office_hours(
 ) -> None:
     """Initial PIN, office hours: told why, 0 for an agent, and the agent's phone rings with
     the call id, the reason and the masked card."""
-    from dialplan import sipp_call
+    from tests import sip_phones
 
     clock(OPEN)
     card = await issue()
@@ -170,7 +170,7 @@ async def test_initial_pin_holder_reaches_the_agent_queue_in_office_hours(
             "wait:30",
         ]
     )
-    with sipp_call.AgentPhone(e2e_asterisk.agent_port, talk_s=1.5, timeout=90) as agent_phone:
+    with sip_phones.AgentPhone(e2e_asterisk.agent_port, talk_s=1.5, timeout=90) as agent_phone:
         trace = await dial(e2e_asterisk, keys, number="123332")
         agent = await asyncio.to_thread(agent_phone.result, 20)
     assert "loss-initial-pin-refused" in heard.prompts, heard.prompts

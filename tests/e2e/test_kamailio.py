@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from dialplan import local, sipp_call
+from asterisk_local import caller as sipp_call
+from asterisk_local import instance as local
 from ivr.caller import Timeouts
 from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer

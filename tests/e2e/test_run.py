@@ -14,9 +14,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from asterisk_local import instance as local
 from backend.demo import DEMO_CARDS
 from console import queue
-from dialplan import local, sipp_call
+from tests import sip_phones
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +28,7 @@ IVR12333 = str(ROOT / ".venv" / "bin" / "ivr12333")
 def _free_pair() -> int:
     """A TCP port whose successor is free too (the two FastAGI servers)."""
     while True:
-        port = sipp_call.free_tcp_port()
+        port = sip_phones.free_tcp_port()
         if port < 65535:
             try:
                 import socket
@@ -62,13 +63,13 @@ def test_run_serves_a_call_and_stops_cleanly(database_url: str, tmp_path: Path) 
         pytest.skip("Asterisk runs in a chroot: needs root")
     demo = DEMO_CARDS[0]
     assert demo.pin is None  # on the initial PIN
-    sip_port = sipp_call.free_udp_port()
+    sip_port = sip_phones.free_udp_port()
     instance = f"run-{os.getpid()}"
     env = {
         **os.environ,
         "IVR_DATABASE_URL": database_url,
         "IVR_AGI_PORT": str(_free_pair()),
-        "IVR_CONSOLE_PORT": str(sipp_call.free_tcp_port()),
+        "IVR_CONSOLE_PORT": str(sip_phones.free_tcp_port()),
         "IVR_LOG_FILE": str(tmp_path / "run.log"),
     }
     env.pop("IVR_NOW_OVERRIDE", None)

@@ -42,7 +42,9 @@ from typing import Any
 
 import pytest
 
-from dialplan import local, sipp_call
+from asterisk_local import caller
+from asterisk_local import instance as local
+from asterisk_local.install import SOUNDS_DIR
 from ivr.agi.bridge import FlowGreenlet
 from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer
@@ -284,16 +286,16 @@ class Placed:
     """A SIPp call and the port its audio came to."""
 
     label: str
-    result: sipp_call.CallResult
+    result: caller.CallResult
     media_port: int
     placed_at: float
 
 
 def place(asterisk: E2EAsterisk, label: str, number: str, keys: str, limit: float) -> Placed:
     """Places one call (blocking: run it in a thread) with a media port of its own."""
-    media_port = sipp_call.free_udp_port()
+    media_port = caller.free_udp_port()
     placed_at = time.time()
-    result = sipp_call.place_call(
+    result = caller.place_call(
         number, keys, sip_port=asterisk.sip_port, timeout=limit, media_port=media_port
     )
     return Placed(label, result, media_port, placed_at)
@@ -433,7 +435,7 @@ def asterisk() -> Iterator[E2EAsterisk]:
 
 @pytest.fixture(scope="module")
 def prompts(asterisk: E2EAsterisk) -> Prompts:
-    return Prompts(asterisk.instance.root / local.SOUNDS_DIR / "ivr12333")
+    return Prompts(asterisk.instance.root / SOUNDS_DIR / "ivr12333")
 
 
 @pytest.fixture

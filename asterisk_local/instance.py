@@ -10,13 +10,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,10 +21,19 @@ from pathlib import Path
 
 import structlog
 
+from asterisk_local.install import install_config, install_sounds, instance_dirs
+from asterisk_local.logscan import config_problems, other_warnings
+from asterisk_local.root import chown_asterisk_dirs, ensure_root, root_path
+from asterisk_local.supervise import (
+    CHILDREN,
+    find_pids,
+    is_our_asterisk,
+    send_signal,
+    unmount_leftovers,
+    wait_exit,
+)
 from backend.settings import Settings, get_settings
-from dialplan import moh, render
 from dialplan.render import DEFAULT_AGENTS, Agent, Setup
-from dialplan.root import chown_asterisk_dirs, ensure_root, root_path
 from prompts.build import build as build_prompts
 
 log = structlog.get_logger(__name__)
@@ -35,27 +41,6 @@ log = structlog.get_logger(__name__)
 BOOT_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 CLI_TIMEOUT_S = 20.0
-MOH_DIR = "usr/share/asterisk/moh-ivr12333"
-SOUNDS_DIR = "usr/share/asterisk/sounds/zh"
-
-# Asterisk's start-up log: an error, or a warning from the code that reads the configuration,
-# means a broken configuration. (A clean start logs no warning at all; warnings from other
-# code, which a newer Asterisk in Debian sid may add, are reported but do not stop it.)
-_LOGGED = re.compile(r"\b(WARNING|ERROR)\[[^\]]*\](?:\[[^\]]*\])?: ([\w/]+)\.c:")
-_CONFIG_CODE = re.compile(
-    r"(^|/)(config\w*|pbx_config|app_queue|res_pjsip\w*|chan_pjsip|res_sorcery\w*"
-    r"|res_musiconhold|loader|indications|features_config|res_agi|logger)$"
-)
-_ALWAYS = re.compile(r"parse error|Unable to load config|No such file")
-# Known and harmless with this root folder.
-_HARMLESS = (
-    # Printed at start-up by Asterisk 22 itself, whatever stasis.conf says.
-    "Could not find option 'minimum_size' with type 'threadpool'",
-    "Unable to load config file 'stasis.conf'",
-)
-
-# Asterisk processes this process started, so we can reap them.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class AsteriskError(RuntimeError):
@@ -92,7 +77,7 @@ class Instance:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
 
     def is_running(self) -> bool:
-        return _is_our_asterisk(self.pid, self.name)
+        return is_our_asterisk(self.pid, self.name)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -148,24 +133,6 @@ def _cli(root: Path, name: str, command: str, timeout: float) -> str:
     return result.stdout
 
 
-def _is_our_asterisk(pid: int, name: str) -> bool:
-    """Whether `pid` is an Asterisk of this instance (pids get reused)."""
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    # The daemon runs with -f; `asterisk -rx` consoles of the same instance do not count.
-    return (
-        b"/usr/sbin/asterisk" in cmdline
-        and b"-f" in cmdline
-        and not {b"-r", b"-rx", b"-R"} & set(cmdline)
-        and f"/etc/asterisk-{name}/asterisk.conf".encode() in cmdline
-    )
-
-
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
@@ -173,131 +140,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _instance_dirs(name: str) -> tuple[str, ...]:
-    return tuple(
-        f"{base}-{name}"
-        for base in (
-            "etc/asterisk",
-            "var/lib/asterisk",
-            "var/spool/asterisk",
-            "var/run/asterisk",
-            "var/log/asterisk",
-            "var/cache/asterisk",
-        )
-    )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-def install_config(root: Path, setup: Setup, settings: Settings) -> None:
-    """Writes the rendered configuration into the instance's folders in the root."""
-    files = render.render(setup, settings)
-    for rel in _instance_dirs(setup.instance):
-        (root / rel).mkdir(parents=True, exist_ok=True)
-    (root / f"var/lib/asterisk-{setup.instance}/keys").mkdir(exist_ok=True)
-    etc = root / f"etc/asterisk-{setup.instance}"
-    for old in etc.glob("*.conf"):
-        if old.name not in files:
-            old.unlink()
-    for name, text in files.items():
-        _write_atomic(etc / name, text.encode("utf-8"))
-    _write_atomic(root / MOH_DIR / "ivr12333-tune.sln", moh.tune_sln())
-
-
-def install_sounds(root: Path, settings: Settings) -> int:
-    """Copies the built prompts (every folder under <data_dir>/sounds/zh) into the root.
-
-    Returns how many files were copied; none is not an error (the prompts may not be built
-    yet), only a warning: Asterisk then logs each missing prompt and the call goes on.
-    """
-    source = settings.data_dir / "sounds" / "zh"
-    folders = [p for p in source.iterdir() if p.is_dir()] if source.is_dir() else []
-    copied = 0
-    for folder in folders:
-        target = root / SOUNDS_DIR / folder.name
-        fresh = target.with_name(f".{folder.name}.new-{os.getpid()}")
-        shutil.rmtree(fresh, ignore_errors=True)
-        shutil.copytree(folder, fresh)
-        copied += sum(1 for p in fresh.rglob("*") if p.is_file())
-        # Swap folders so a running Asterisk never sees a half-copied set.
-        old = target.with_name(f".{folder.name}.old-{os.getpid()}")
-        if target.exists():
-            target.rename(old)
-        fresh.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    copied += _install_number_files(root)
-    if copied == 0:
-        log.warning("asterisk_no_prompts", looked_in=str(source))
-    else:
-        log.info("asterisk_prompts_installed", files=copied)
-    return copied
-
-
-def _install_number_files(root: Path) -> int:
-    """Asterisk's own Mandarin numbers (queue positions), from the project's number prompts.
-
-    Asterisk ships no Mandarin sounds, and `SayNumber` in zh looks for digits/N; without
-    them a queue position would be read out in English.
-    """
-    prompts = root / SOUNDS_DIR / "ivr12333"
-    digits = root / SOUNDS_DIR / "digits"
-    copied = 0
-    for n in range(1, 21):
-        for source in prompts.glob(f"number-{n}.*"):
-            _write_atomic(digits / f"{n}{source.suffix}", source.read_bytes())
-            copied += 1
-    return copied
-
-
-def config_problems(log_text: str) -> list[str]:
-    """Log lines that show a configuration problem (empty when everything loaded)."""
-    problems = []
-    for line in log_text.splitlines():
-        if any(h in line for h in _HARMLESS):
-            continue
-        logged = _LOGGED.search(line)
-        if _ALWAYS.search(line) or (
-            logged is not None
-            and (logged.group(1) == "ERROR" or _CONFIG_CODE.search(logged.group(2)))
-        ):
-            problems.append(line)
-    return problems
-
-
-def other_warnings(log_text: str) -> list[str]:
-    """Warnings that are not configuration problems (reported, not fatal)."""
-    problems = set(config_problems(log_text))
-    return [
-        line
-        for line in log_text.splitlines()
-        if _LOGGED.search(line) and line not in problems and not any(h in line for h in _HARMLESS)
-    ]
-
-
-def _leftover_mounts(root: Path) -> list[str]:
-    prefix = str(root.resolve())
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return []
-    points = [line.split()[1] for line in lines if len(line.split()) > 1]
-    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
-
-
-def _unmount_leftovers(root: Path) -> None:
-    # Someone may have mounted /proc or /dev into the root by hand; leave nothing behind.
-    for point in sorted(_leftover_mounts(root), key=len, reverse=True):
-        log.warning("asterisk_root_unmounting", mount=point)
-        subprocess.run(["umount", "-l", point], check=False, timeout=30)
 
 
 def _resolve_agents(agents: bool | Sequence[Agent]) -> tuple[Agent, ...]:
@@ -351,7 +193,7 @@ def up(
         build_prompts(data_dir / "sounds")
         install_sounds(root, settings)
         chown_asterisk_dirs(root)
-    _unmount_leftovers(root)
+    unmount_leftovers(root)
 
     log_path = data_dir / f"asterisk-{instance}.log"
     started = time.time()
@@ -371,7 +213,7 @@ def up(
             # Its own session: Ctrl-C in the shell that ran `asterisk up` must not stop it.
             start_new_session=True,
         )
-    _CHILDREN[proc.pid] = proc
+    CHILDREN[proc.pid] = proc
     inst = Instance(root, instance, proc.pid, sip_port, setup.agi_servers, log_path, started)
     _state_file(data_dir, instance).write_text(inst.to_json())
     try:
@@ -438,7 +280,7 @@ def down(instance: str = "local", *, settings: Settings | None = None, purge: bo
     settings = settings or get_settings()
     state = _state_file(settings.data_dir, instance)
     root = root_path(settings.data_dir)
-    pids = set(_find_pids(instance))
+    pids = set(find_pids(instance))
     if state.exists():
         with contextlib.suppress(ValueError, KeyError):
             recorded = Instance.from_json(state.read_text())
@@ -449,49 +291,21 @@ def down(instance: str = "local", *, settings: Settings | None = None, purge: bo
         with contextlib.suppress(AsteriskError, subprocess.TimeoutExpired):
             _cli(root, instance, "core stop now", timeout=5)
         for pid in sorted(pids):
-            if not _wait_exit(pid, instance, STOP_TIMEOUT_S / 2):
-                _signal(pid, instance, signal.SIGTERM)
-                if not _wait_exit(pid, instance, STOP_TIMEOUT_S / 2):
-                    _signal(pid, instance, signal.SIGKILL)
-                    _wait_exit(pid, instance, 5)
+            if not wait_exit(pid, instance, STOP_TIMEOUT_S / 2):
+                send_signal(pid, instance, signal.SIGTERM)
+                if not wait_exit(pid, instance, STOP_TIMEOUT_S / 2):
+                    send_signal(pid, instance, signal.SIGKILL)
+                    wait_exit(pid, instance, 5)
             log.info("asterisk_down", instance=instance, pid=pid)
     for pid in pids:
-        child = _CHILDREN.pop(pid, None)
+        child = CHILDREN.pop(pid, None)
         if child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=5)
     state.unlink(missing_ok=True)
     if root.exists():
-        _unmount_leftovers(root)
+        unmount_leftovers(root)
         if purge:
-            for rel in _instance_dirs(instance):
+            for rel in instance_dirs(instance):
                 shutil.rmtree(root / rel, ignore_errors=True)
     return bool(pids)
-
-
-def _find_pids(name: str) -> list[int]:
-    """Asterisk processes of this instance, found by their command line."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _is_our_asterisk(int(entry.name), name):
-            found.append(int(entry.name))
-    return found
-
-
-def _signal(pid: int, name: str, sig: signal.Signals) -> None:
-    if _is_our_asterisk(pid, name):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
-def _wait_exit(pid: int, name: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        child = _CHILDREN.get(pid)
-        if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=0.1)
-        if not _is_our_asterisk(pid, name):
-            return True
-        time.sleep(0.1)
-    return not _is_our_asterisk(pid, name)

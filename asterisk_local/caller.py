@@ -1,4 +1,4 @@
-"""Real SIP calls to the local Asterisk with SIPp: key presses as RFC 4733 events.
+"""A real SIP call to a local Asterisk with SIPp: key presses as RFC 4733 events.
 
 `place_call("12333", "wait:3 2 wait:2 12345678#")` dials, waits, presses keys and hangs up,
 unless Asterisk hangs up first, and reports how the call ended. Key groups are never logged:
@@ -102,7 +102,7 @@ def key_group_ms(keys: str, tone_ms: int) -> int:
     return (len(keys) + 1) * 2 * tone_ms + 100
 
 
-def _wait_for_bye(ms: int, label: str) -> str:
+def wait_for_bye(ms: int, label: str) -> str:
     # A wait that a far-end BYE cuts short (SIPp matches a BYE only on a receive).
     return (
         f'  <recv request="BYE" timeout="{ms}" ontimeout="{label}" next="farbye"/>\n'
@@ -117,9 +117,9 @@ def render_scenario(steps: list[Step], tone_ms: int = DEFAULT_TONE_MS) -> str:
             actions.append(
                 f'  <nop><action><exec play_dtmf="{step.keys},{tone_ms}"/></action></nop>'
             )
-            actions.append(_wait_for_bye(key_group_ms(step.keys, tone_ms), f"step{n}"))
+            actions.append(wait_for_bye(key_group_ms(step.keys, tone_ms), f"step{n}"))
         elif step.seconds > 0:
-            actions.append(_wait_for_bye(round(step.seconds * 1000), f"step{n}"))
+            actions.append(wait_for_bye(round(step.seconds * 1000), f"step{n}"))
     text = SCENARIO.read_text(encoding="utf-8")
     if KEYS_MARKER not in text:
         raise CallError(f"{SCENARIO} lacks the {KEYS_MARKER} marker")
@@ -243,162 +243,9 @@ def _result(number: str, events: str, exit_code: int, output: str, wall: float) 
     )
 
 
-AGENT_SCENARIO = Path(__file__).resolve().parent / "sipp" / "agent.xml"
-PAUSE_MARKER = "<!-- PAUSE -->"
-
-
-@dataclass(frozen=True)
-class AgentCall:
-    """What an agent's test phone saw."""
-
-    answered: bool
-    # Headers of the INVITE the phone got (names lower-case), e.g. "x-ivr-call-id".
-    invite_headers: dict[str, str]
-    ended_by: Literal["agent", "far-end", "none"]
-    sipp_exit: int
-
-
-def _free_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that is free right now (the caller's media port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that is free right now (for SIP)."""
-    return _free_port(socket.SOCK_DGRAM)
-
-
-def free_tcp_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now (for FastAGI)."""
-    return _free_port(socket.SOCK_STREAM)
-
-
-class AgentPhone:
-    """A test agent phone: SIPp answering one call on 127.0.0.1:`port`, in the background.
-
-    Matches an `Agent(name, port=port)` of `dialplan.local.up`. Talks `talk_s` seconds after
-    answering, then hangs up. Use as a context manager; `result()` waits for the call.
-    """
-
-    def __init__(self, port: int, talk_s: float = 1.0, timeout: float = 60.0) -> None:
-        self.port = port
-        self.talk_s = talk_s
-        self.timeout = timeout
-        self._tmp = tempfile.TemporaryDirectory(prefix="ivr12333-agent-")
-        self._work = Path(self._tmp.name)
-        self._proc: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> AgentPhone:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        scenario = self._work / "agent.xml"
-        text = AGENT_SCENARIO.read_text(encoding="utf-8")
-        wait = _wait_for_bye(round(self.talk_s * 1000), "talked")
-        scenario.write_text(text.replace(f"  {PAUSE_MARKER}", wait), encoding="utf-8")
-        self._proc = subprocess.Popen(
-            [
-                "sipp",
-                "-sf",
-                str(scenario),
-                "-i",
-                "127.0.0.1",
-                "-mi",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-mp",
-                str(free_udp_port()),
-                "-m",
-                "1",
-                "-trace_msg",
-                "-message_file",
-                str(self._work / "messages.log"),
-                "-trace_logs",
-                "-log_file",
-                str(self._work / "events.log"),
-                "-timeout",
-                f"{max(1, round(self.timeout))}s",
-                "-timeout_error",
-                "-nostdin",
-            ],
-            cwd=self._work,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        # SIPp binds its port within a fraction of a second; a call before that would fail.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _udp_port_free(self.port):
-            time.sleep(0.05)
-
-    def result(self, timeout: float | None = None) -> AgentCall:
-        if self._proc is None:
-            raise RuntimeError("the agent phone was not started")
-        try:
-            code = self._proc.wait(timeout=self.timeout + 10 if timeout is None else timeout)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            code = -9
-        messages = self._read("messages.log")
-        events = self._read("events.log")
-        ended: Literal["agent", "far-end", "none"] = "none"
-        if "AGENT_BYE" in events:
-            ended = "agent"
-        elif "AGENT_FAR_BYE" in events:
-            ended = "far-end"
-        return AgentCall(
-            answered="AGENT_ANSWERED" in events,
-            invite_headers=_first_invite_headers(messages),
-            ended_by=ended,
-            sipp_exit=code,
-        )
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
-
-    def close(self) -> None:
-        self.stop()
-        self._tmp.cleanup()
-
-    def _read(self, name: str) -> str:
-        path = self._work / name
-        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-
-
-def _udp_port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _first_invite_headers(messages: str) -> dict[str, str]:
-    """Headers of the first INVITE in a SIPp message trace."""
-    lines = messages.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("INVITE "):
-            headers: dict[str, str] = {}
-            for header in lines[i + 1 :]:
-                if not header.strip():
-                    break
-                name, sep, value = header.partition(":")
-                if sep:
-                    headers.setdefault(name.strip().lower(), value.strip())
-            return headers
-    return {}

@@ -1,0 +1,1 @@
+"""SIPp scenario (XML) of the test caller."""

@@ -1,1 +1,0 @@
-"""SIPp scenarios (XML) for the test caller and the test agent phone."""
