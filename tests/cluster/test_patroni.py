@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from backend.db.engine import dispose_all, get_engine
-from tests.sip_phones import free_tcp_port
 from ivr.caller import Timeouts
 from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer
@@ -51,6 +50,7 @@ from tests.conftest import (
 from tests.faults.conftest import FIGURES_FILE, OPEN, service_settings, set_clock
 from tests.faults.ledger import snapshot
 from tests.faults.test_standby import AFTER_S, BEFORE_S, Placed, judge, stream
+from tests.sip_phones import free_tcp_port
 
 HERE = TEST_DATA / "patroni"
 TEMPLATE = ROOT / "cluster" / "patroni.yml"
