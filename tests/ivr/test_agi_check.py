@@ -61,6 +61,9 @@ async def test_check_tells_a_frozen_server_from_a_working_one(tmp_path: Path) ->
             HOST,
             "--port",
             "0",
+            "--workers",
+            "1",  # one process to freeze: the server answering is the one stopped
+            "--no-metrics",
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
             cwd=ROOT,
