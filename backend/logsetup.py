@@ -11,6 +11,8 @@ from safe parts only declare `message_is_safe = True`; database errors add their
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import sys
 import traceback
@@ -18,7 +20,7 @@ from collections.abc import Mapping, MutableMapping
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -155,7 +157,8 @@ def forget_frames(exc: BaseException) -> None:
 
 
 class _Tee:
-    """Writes each JSON line to stderr and, when configured, to a file."""
+    """Writes each JSON line to the process's stdout or stderr and, when configured, to a
+    file."""
 
     def __init__(self, streams: list[TextIO]) -> None:
         self._streams = streams
@@ -192,10 +195,17 @@ class _LibraryRecords(logging.Handler):
 _library_handler = _LibraryRecords(logging.WARNING)
 
 
+Stream = Literal["stdout", "stderr"]
+
+
 def configure_logging(
-    level: str = "info", log_file: Path | None = None, stderr: bool = True
+    level: str = "info", log_file: Path | None = None, stream: Stream | None = "stderr"
 ) -> None:
-    streams: list[TextIO] = [sys.stderr] if stderr else []
+    """Servers log to stdout (what a container's log collector reads); commands whose
+    stdout is their answer log to stderr; tests log to a file only (`stream=None`)."""
+    streams: list[TextIO] = []
+    if stream is not None:
+        streams.append(sys.stdout if stream == "stdout" else sys.stderr)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         streams.append(log_file.open("a", encoding="utf-8", buffering=1))
@@ -217,8 +227,32 @@ def configure_logging(
         root.addHandler(_library_handler)
 
 
-def configure_from_settings() -> None:
+def announce(event: str, **fields: str | int) -> None:
+    """One JSON line on stdout whatever the log level: a server saying where it listens.
+    Scripts, tests and the deploy test wait for it (`read_announcement`)."""
+    line = {
+        "event": event,
+        "level": "info",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        **fields,
+    }
+    sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def read_announcement(line: str | bytes, event: str) -> dict[str, Any] | None:
+    """The fields of `announce(event, ...)` if `line` is that announcement, else None."""
+    try:
+        found = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(found, dict) and found.get("event") == event:
+        return found
+    return None
+
+
+def configure_from_settings(stream: Stream = "stderr") -> None:
     from backend.settings import get_settings
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_file)
+    configure_logging(settings.log_level, settings.log_file, stream)

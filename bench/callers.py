@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ivr12333-callers-") as tmp:
         cluster = _throwaway_environment(Path(tmp))
         try:
-            configure_logging("warning", get_settings().log_file, stderr=False)
+            configure_logging("warning", get_settings().log_file, stream=None)
             outcomes = asyncio.run(population(args.callers, random.Random(args.seed)))
         finally:
             cluster.stop()

@@ -457,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ivr12333-cx-") as tmp:
         cluster = _throwaway_environment(Path(tmp))
         try:
-            configure_logging("warning", get_settings().log_file, stderr=False)
+            configure_logging("warning", get_settings().log_file, stream=None)
             seconds = built_prompts(args.sounds)
             try:
                 # A database of its own: the same cards, so the same times, every run.

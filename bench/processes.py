@@ -7,7 +7,6 @@ import contextlib
 import os
 import re
 import resource
-import select
 import shutil
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from backend.logsetup import read_announcement
 from bench.emulator import HOST
 
 # Sockets aside, each process needs a few dozen descriptors (pipes, logs, the loop itself).
@@ -45,12 +45,14 @@ class ServerProcess:
         env.pop("IVR_LOG_FILE", None)
         # No env file from whoever's working directory: the server's defaults.
         env["IVR_ENV_FILE"] = str(workdir / "none.env")
+        # stdout too goes to the log: the server logs there, and a pipe read only until
+        # the ready line would fill and stop it.
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 cwd=workdir,
                 env=env,
                 # Inherited from us anyway; set explicitly so the server's limit is known.
@@ -59,23 +61,20 @@ class ServerProcess:
         self.port = self._wait_ready()
 
     def _wait_ready(self) -> int:
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + SERVER_START_TIMEOUT
-        seen = b""
-        while b"\n" not in seen:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
-            chunk = os.read(self.proc.stdout.fileno(), 4096) if ready else b""
-            if not chunk:
-                self.stop()
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise SystemExit(f"{self.name} did not start:\n{tail}")
-            seen += chunk
-        match = re.search(rb"listening on \S+:(\d+)", seen)
-        if match is None:
-            self.stop()
-            raise SystemExit(f"{self.name} said {seen!r}, not 'listening on HOST:PORT'")
-        return int(match.group(1))
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            for line in self.log_path.read_bytes().splitlines():
+                ready = read_announcement(line, "listening")
+                if ready is not None:
+                    return int(ready["port"])
+                # panoramisk_echo.py, not ours, prints a plain line.
+                match = re.fullmatch(rb"listening on \S+:(\d+)", line)
+                if match is not None:
+                    return int(match.group(1))
+            time.sleep(0.02)
+        self.stop()
+        tail = self.log_path.read_text(errors="replace")[-2000:]
+        raise SystemExit(f"{self.name} did not start:\n{tail}")
 
     def pids(self) -> list[int]:
         """The server and its worker processes (`--workers`), which are its children."""

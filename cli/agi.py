@@ -58,14 +58,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvloop
 
-    from backend.logsetup import configure_from_settings
+    from backend.logsetup import announce, configure_from_settings
     from backend.settings import InsecureBind, get_settings
     from cli.main import CommandError
     from ivr.scripts import SCRIPTS
     from ivr.server import serve
     from ivr.workers import METRICS_WORKER_STRIDE, default_workers, run_workers
 
-    configure_from_settings()
+    configure_from_settings("stdout")
     settings = get_settings()
     host = args.host or settings.agi_host
     metrics_host = args.metrics_host or settings.agi_metrics_host
@@ -82,10 +82,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     def ready(bound: int) -> None:
         # Scripts (and tests) wait for this line before placing calls.
-        print(f"listening on {host}:{bound}", flush=True)
+        announce("listening", host=host, port=bound)
 
     def metrics_ready(bound: int) -> None:
-        print(f"metrics on http://{metrics_host}:{bound}/metrics", flush=True)
+        announce("metrics listening", url=f"http://{metrics_host}:{bound}/metrics")
 
     workers = default_workers() if args.workers is None else args.workers
     if workers < 1:

@@ -20,7 +20,6 @@ def serve(args: argparse.Namespace) -> int:
         settings.check_bind(host, "console")
     except InsecureBind as exc:
         raise CommandError(str(exc)) from None
-    print(f"console on http://{host}:{port}/")
     run_server(host, port)
     return 0
 

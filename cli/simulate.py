@@ -139,7 +139,7 @@ def _configure_logging(verbose: bool) -> None:
     from backend.settings import get_settings
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_file, stderr=verbose)
+    configure_logging(settings.log_level, settings.log_file, "stderr" if verbose else None)
 
 
 async def _run(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uvicorn
 
-from backend.logsetup import configure_from_settings
+from backend.logsetup import announce, configure_from_settings
 from console.routes import health
 
 
 def serve(host: str, port: int) -> None:
-    configure_from_settings()
+    configure_from_settings("stdout")
     # No access log: uvicorn would write query strings (a searched card number) verbatim.
     # The app logs method, path and status itself, masked.
     config = uvicorn.Config(
@@ -26,6 +26,7 @@ def serve(host: str, port: int) -> None:
         server_header=False,
     )
     server = uvicorn.Server(config)
+    announce("console starting", url=f"http://{host}:{port}/")
     # From SIGTERM on, /readyz says "draining" to requests still being answered.
     health.draining = lambda: server.should_exit
     server.run()

@@ -113,7 +113,7 @@ def database_url() -> Iterator[str]:
     url = TEST_CLUSTER.url(name)
     os.environ["IVR_DATABASE_URL"] = url
     reset_settings()
-    configure_logging("info", APP_LOG, stderr=False)
+    configure_logging("info", APP_LOG, stream=None)
     upgrade(url)
     yield url
     TEST_CLUSTER.stop()

@@ -204,7 +204,7 @@ async def cluster() -> AsyncIterator[Cluster]:
     shutil.rmtree(HERE, ignore_errors=True)
     HERE.mkdir(parents=True)
     FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
-    configure_logging("info", APP_LOG, stderr=False)
+    configure_logging("info", APP_LOG, stream=None)
     owner = pwd.getpwnam("postgres")
     password = secrets.token_urlsafe(24)
     replication = secrets.token_urlsafe(24)

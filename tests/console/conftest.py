@@ -173,17 +173,18 @@ class Served:
 @contextlib.contextmanager
 def serve_console(database_url: str, name: str, **env: str) -> Iterator[Served]:
     """`ivr12333 console serve` in a subprocess on a free loopback port, on the test DB;
-    `env` adds or (with "") removes variables. Its stderr goes to `<name>.err`."""
+    `env` adds or (with "") removes variables. Its output (the log on stdout, anything on
+    stderr) goes to `<name>.log`."""
     port = _free_port()
     merged = {**os.environ, "IVR_DATABASE_URL": database_url, **env}
     merged = {key: value for key, value in merged.items() if value != ""}
-    errors = (TEST_DATA / f"{name}.err").open("w")
+    output = (TEST_DATA / f"{name}.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "console", "serve", "--port", str(port)],
         cwd=ROOT,
         env=merged,
-        stdout=subprocess.DEVNULL,
-        stderr=errors,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -194,7 +195,7 @@ def serve_console(database_url: str, name: str, **env: str) -> Iterator[Served]:
                 break
             except httpx.TransportError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the console did not start; see {name}.err") from None
+                    raise RuntimeError(f"the console did not start; see {name}.log") from None
                 time.sleep(0.1)
         yield Served(server, url)
     finally:
@@ -204,7 +205,7 @@ def serve_console(database_url: str, name: str, **env: str) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        errors.close()
+        output.close()
 
 
 @pytest.fixture(scope="session")

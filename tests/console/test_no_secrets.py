@@ -17,7 +17,7 @@ def test_pages_and_logs_hold_no_secrets() -> None:
         pytest.skip("no console page was seen in this run")
     secrets = sorted(s for s in USED_SECRETS if s)
     assert secrets
-    logs = [APP_LOG, *TEST_DATA.glob("console-*.err")]
+    logs = [APP_LOG, *TEST_DATA.glob("console-*.log")]
     texts = {f"page {i}": html for i, html in enumerate(SEEN_PAGES)}
     texts |= {str(p): p.read_text(encoding="utf-8") for p in logs if p.exists()}
     assert any("/agent" in text for text in texts.values())

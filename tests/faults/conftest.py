@@ -78,7 +78,7 @@ def faults_url() -> Iterator[str]:
     FAULTS_CLUSTER.drop_database(name)
     FAULTS_CLUSTER.ensure_database(name)
     url = FAULTS_CLUSTER.url(name)
-    configure_logging("info", APP_LOG, stderr=False)
+    configure_logging("info", APP_LOG, stream=None)
     upgrade(url)
     FIGURES_FILE.unlink(missing_ok=True)
     yield url

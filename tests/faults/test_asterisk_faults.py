@@ -45,6 +45,7 @@ import pytest
 from asterisk_local import caller
 from asterisk_local import instance as local
 from asterisk_local.install import SOUNDS_DIR
+from backend.logsetup import read_announcement
 from ivr.agi.bridge import FlowGreenlet
 from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer
@@ -371,7 +372,9 @@ class AgiProcess:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        while b"listening on" not in self.out_path.read_bytes():
+        while not any(
+            read_announcement(line, "listening") for line in self.out_path.read_bytes().splitlines()
+        ):
             assert self.proc.poll() is None, self.out_path.read_text(errors="replace")
             assert time.monotonic() < deadline, "the FastAGI server did not come up"
             time.sleep(0.05)

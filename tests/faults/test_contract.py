@@ -181,7 +181,7 @@ def json_log(tmp_path: Path) -> Iterator[Path]:
     """The application's JSON log, to a file of this test's own."""
     saved = structlog.get_config()
     path = tmp_path / "app.log"
-    configure_logging("info", path, stderr=False)
+    configure_logging("info", path, stream=None)
     yield path
     structlog.configure(**saved)
 

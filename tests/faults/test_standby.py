@@ -82,7 +82,7 @@ async def pair() -> AsyncIterator[Pair]:
         LocalCluster(old, 0).stop()
     shutil.rmtree(PAIR_DIR, ignore_errors=True)
     FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
-    configure_logging("info", APP_LOG, stderr=False)
+    configure_logging("info", APP_LOG, stream=None)
     name = f"ivr_standby_{os.getpid()}"
     primary = LocalCluster(PAIR_DIR / "a" / "pg", 54337, OPTIONS, PAIR_DIR, replication=True)
     primary.start()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
 import time
 from pathlib import Path
 
-HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[2]
+from tests.agi_process import HOST, ROOT, agi_server
 
 
 async def _check(port: int, wait_s: float = 1.0) -> tuple[int, str, float]:
@@ -49,59 +47,38 @@ async def test_check_tells_a_frozen_server_from_a_working_one(tmp_path: Path) ->
     """Healthy while serving; unhealthy within the timeout while the process is stopped
     (SIGSTOP), although a TCP connect still succeeds then; healthy again after SIGCONT; and
     the probes leave no warning in the server's log."""
-    stderr_path = tmp_path / "stderr.log"
-    with stderr_path.open("wb") as stderr:
-        server = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "cli.main",
-            "agi",
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            "0",
-            "--workers",
-            "1",  # one process to freeze: the server answering is the one stopped
-            "--no-metrics",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            cwd=ROOT,
-            env={**os.environ, "IVR_LOG_LEVEL": "info"},
-        )
+    log = tmp_path / "agi.log"
+    async with agi_server(
+        log,
+        "--workers",
+        "1",  # one process to freeze: the server answering is the one stopped
+        "--no-metrics",
+        env={"IVR_LOG_LEVEL": "info"},
+    ) as served:
+        server, port = served.proc, served.port
+        code, out, _ = await _check(port)
+        assert code == 0, out
+        assert "healthy" in out
+
+        server.send_signal(signal.SIGSTOP)
         try:
-            assert server.stdout is not None
-            async with asyncio.timeout(30):
-                ready = (await server.stdout.readline()).decode()
-            port = int(ready.rsplit(":", 1)[1])
-
-            code, out, _ = await _check(port)
-            assert code == 0, out
-            assert "healthy" in out
-
-            server.send_signal(signal.SIGSTOP)
-            try:
-                assert _tcp_connects(port)  # what a TCP probe would have called healthy
-                code, out, took = await _check(port, wait_s=1.0)
-                assert code != 0, out
-                assert "timed out" in out, out
-                assert "Traceback" not in out, out
-                assert took < 10, took
-            finally:
-                server.send_signal(signal.SIGCONT)
-
-            code, out, _ = await _check(port)
-            assert code == 0, out
-
-            server.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(30):
-                await server.wait()
-            code, out, _ = await _check(port)
+            assert _tcp_connects(port)  # what a TCP probe would have called healthy
+            code, out, took = await _check(port, wait_s=1.0)
             assert code != 0, out
-            assert "refused" in out.lower(), out
+            assert "timed out" in out, out
+            assert "Traceback" not in out, out
+            assert took < 10, took
         finally:
-            if server.returncode is None:
-                server.kill()
-                await server.wait()
-    log = stderr_path.read_text(encoding="utf-8")
-    assert '"warning"' not in log and '"error"' not in log, log
+            server.send_signal(signal.SIGCONT)
+
+        code, out, _ = await _check(port)
+        assert code == 0, out
+
+        server.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            await server.wait()
+        code, out, _ = await _check(port)
+        assert code != 0, out
+        assert "refused" in out.lower(), out
+    text = log.read_text(encoding="utf-8")
+    assert '"warning"' not in text and '"error"' not in text, text

@@ -4,12 +4,9 @@ through the fake Asterisk."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,57 +18,27 @@ from sqlalchemy import text
 from backend.db.engine import get_engine
 from ivr.fake_asterisk import FakeCall, run_call
 from tests import known_calls
-from tests.conftest import ROOT
-
-HOST = "127.0.0.1"
-
-
-@dataclass
-class Served:
-    process: asyncio.subprocess.Process
-    port: int
-    metrics_url: str
+from tests.agi_process import HOST, AgiProcess
+from tests.agi_process import agi_server as agi_server_process
 
 
 @pytest.fixture
-async def agi_server(db: str, tmp_path: Path) -> AsyncIterator[Served]:
+async def agi_server(db: str, tmp_path: Path) -> AsyncIterator[AgiProcess]:
     """`ivr12333 agi serve` on free ports, on the test database, in office hours."""
-    stderr = (tmp_path / "agi.err").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cli.main",
-        "agi",
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        "0",
-        "--metrics-port",
-        "0",
-        "--drain-seconds",
-        "10",
-        "--workers",
-        "1",  # one process, so one /metrics counts every call
-        stdout=asyncio.subprocess.PIPE,
-        stderr=stderr,
-        cwd=ROOT,
-        env={**os.environ, **known_calls.SERVER_ENV},
-    )
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(30):
-            listening = (await proc.stdout.readline()).decode()
-            metrics_line = (await proc.stdout.readline()).decode()
-        assert listening.startswith(f"listening on {HOST}:"), listening
-        found = re.fullmatch(r"metrics on (http://127\.0\.0\.1:\d+)/metrics\n", metrics_line)
-        assert found, metrics_line
-        yield Served(proc, int(listening.rsplit(":", 1)[1]), found.group(1))
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        stderr.close()
+    async with agi_server_process(
+        tmp_path / "agi.log",
+        *("--metrics-port", "0", "--drain-seconds", "10"),
+        *("--workers", "1"),  # one process, so one /metrics counts every call
+        env=known_calls.SERVER_ENV,
+        metrics_listeners=1,
+    ) as served:
+        yield served
+
+
+def metrics_base(served: AgiProcess) -> str:
+    (url,) = served.metrics_urls()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/metrics", url), url
+    return url.removesuffix("/metrics")
 
 
 def samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -86,11 +53,11 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_metrics_count_the_calls_made(agi_server: Served, issue: Any) -> None:
+async def test_metrics_count_the_calls_made(agi_server: AgiProcess, issue: Any) -> None:
     """Six known calls (two served, one to an agent, one hung up, two ended by the IVR after
     wrong PINs, one lockout, one loss report): /metrics shows each count exactly, and the
     call table gets its rows."""
-    async with httpx.AsyncClient(base_url=agi_server.metrics_url) as http:
+    async with httpx.AsyncClient(base_url=metrics_base(agi_server)) as http:
         before = samples((await http.get("/metrics")).text)
         assert value(before, "ivr12333_calls_in_progress") == 0
         placed = await known_calls.place(agi_server.port, issue)
@@ -137,11 +104,11 @@ async def test_metrics_count_the_calls_made(agi_server: Served, issue: Any) -> N
     await known_calls.wait_for(recorded)
 
 
-async def test_no_label_carries_a_keyed_number(agi_server: Served, issue: Any) -> None:
+async def test_no_label_carries_a_keyed_number(agi_server: AgiProcess, issue: Any) -> None:
     """After calls keying card numbers, ID numbers and PINs from a known caller number, no
     label value in /metrics holds any of them, nor any run of four digits or more."""
     placed = await known_calls.place(agi_server.port, issue)
-    async with httpx.AsyncClient(base_url=agi_server.metrics_url) as http:
+    async with httpx.AsyncClient(base_url=metrics_base(agi_server)) as http:
         exposition = (await http.get("/metrics")).text
     labels = []
     for family in text_string_to_metric_families(exposition):
@@ -155,10 +122,10 @@ async def test_no_label_carries_a_keyed_number(agi_server: Served, issue: Any) -
         assert number[-4:] not in "".join(labels)
 
 
-async def test_health_and_readiness_say_why(agi_server: Served) -> None:
+async def test_health_and_readiness_say_why(agi_server: AgiProcess) -> None:
     """/healthz is 200; /readyz is 200 "ready" while serving and 503 "not ready: draining"
     after SIGTERM while a call is still held; other paths and methods are refused."""
-    async with httpx.AsyncClient(base_url=agi_server.metrics_url) as http:
+    async with httpx.AsyncClient(base_url=metrics_base(agi_server)) as http:
         assert (await http.get("/healthz")).status_code == 200
         ready = await http.get("/readyz")
         assert (ready.status_code, ready.text) == (200, "ready\n")
@@ -171,7 +138,7 @@ async def test_health_and_readiness_say_why(agi_server: Served) -> None:
         async with asyncio.timeout(10):
             while not call.transcript.commands:  # noqa: ASYNC110 - the fake owns this list
                 await asyncio.sleep(0.01)
-        agi_server.process.send_signal(signal.SIGTERM)
+        agi_server.proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(5):
             while True:
                 draining = await http.get("/readyz")
@@ -182,44 +149,25 @@ async def test_health_and_readiness_say_why(agi_server: Served) -> None:
         assert (await http.get("/healthz")).status_code == 200
     await running
     async with asyncio.timeout(20):
-        assert await agi_server.process.wait() == 0
+        assert await agi_server.proc.wait() == 0
 
 
 async def test_readiness_says_the_database_is_unreachable(tmp_path: Path) -> None:
     """A server whose database cannot be reached answers /readyz 503 and says so; a call
     it serves is counted, and its row, which cannot be written, is counted as dropped."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cli.main",
-        "agi",
-        "serve",
-        "--port",
-        "0",
-        "--metrics-port",
-        "0",
-        "--workers",
-        "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        cwd=ROOT,
-        env={
-            **os.environ,
-            # Nothing listens on port 9 of loopback.
-            "IVR_DATABASE_URL": "postgresql+asyncpg://nobody:x@127.0.0.1:9/none",
-        },
-    )
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(30):
-            first = (await proc.stdout.readline()).decode().strip()
-            url = (await proc.stdout.readline()).decode().split()[-1].removesuffix("/metrics")
+    async with agi_server_process(
+        tmp_path / "agi.log",
+        *("--metrics-port", "0", "--workers", "1"),
+        # Nothing listens on port 9 of loopback.
+        env={"IVR_DATABASE_URL": "postgresql+asyncpg://nobody:x@127.0.0.1:9/none"},
+        metrics_listeners=1,
+    ) as served:
+        url = metrics_base(served)
         async with httpx.AsyncClient(base_url=url) as http:
             response = await http.get("/readyz")
             assert response.status_code == 503
             assert response.text.startswith("not ready: database unreachable")
-            agi_port = int(first.rsplit(":", 1)[1])
-            transcript = await run_call(HOST, agi_port, "echo", ["12345678#"])
+            transcript = await run_call(HOST, served.port, "echo", ["12345678#"])
             assert transcript.variables == {"IVR_NEXT": "hangup"}
             found: dict[Any, float] = {}
 
@@ -230,9 +178,6 @@ async def test_readiness_says_the_database_is_unreachable(tmp_path: Path) -> Non
             await known_calls.wait_for(dropped)
         # The call is counted although its row could not be written.
         assert value(found, "ivr12333_calls_total", script="echo", outcome="ended") == 1
-    finally:
-        proc.kill()
-        await proc.wait()
 
 
 async def test_a_taken_metrics_port_does_not_stop_calls(tmp_path: Path) -> None:
@@ -243,37 +188,17 @@ async def test_a_taken_metrics_port_does_not_stop_calls(tmp_path: Path) -> None:
     taken = socket.socket()
     taken.bind((HOST, 0))
     taken.listen()
-    err = tmp_path / "agi.err"
-    with err.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "cli.main",
-            "agi",
-            "serve",
-            "--port",
-            "0",
-            "--metrics-port",
-            str(taken.getsockname()[1]),
-            "--workers",
-            "1",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            cwd=ROOT,
-            env={k: v for k, v in os.environ.items() if k != "IVR_LOG_FILE"},
-        )
     try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(30):
-            listening = (await proc.stdout.readline()).decode()
-        port = int(listening.rsplit(":", 1)[1])
-        transcript = await run_call(HOST, port, "echo", ["12345678#"])
-        assert transcript.variables == {"IVR_NEXT": "hangup"}
-        assert "agi.metrics_unavailable" in err.read_text()
+        async with agi_server_process(
+            tmp_path / "agi.log",
+            *("--metrics-port", str(taken.getsockname()[1]), "--workers", "1"),
+            env={"IVR_LOG_FILE": None},
+        ) as served:
+            transcript = await run_call(HOST, served.port, "echo", ["12345678#"])
+            assert transcript.variables == {"IVR_NEXT": "hangup"}
+            assert served.events("agi.metrics_unavailable")
     finally:
         taken.close()
-        proc.kill()
-        await proc.wait()
 
 
 def test_every_served_script_has_its_own_label() -> None:

@@ -158,7 +158,7 @@ async def test_secret_entry_written_nowhere(
     USED_SECRETS.add(secret)
     log_file = tmp_path / "app.log"
     saved = structlog.get_config()
-    configure_logging("debug", log_file, stderr=True)
+    configure_logging("debug", log_file, "stderr")
     try:
 
         def flow(caller: Caller) -> str:

@@ -35,7 +35,7 @@ def log_file(tmp_path: Path) -> Iterator[Path]:
     """The application's JSON log, to a file of this test's own."""
     saved = structlog.get_config()
     path = tmp_path / "app.log"
-    configure_logging("debug", path, stderr=False)
+    configure_logging("debug", path, stream=None)
     yield path
     structlog.configure(**saved)
 
@@ -250,7 +250,7 @@ def test_log_renders_no_exception_values(tmp_path: Path) -> None:
     USED_SECRETS.add(secret)
     saved = structlog.get_config()
     path = tmp_path / "app.log"
-    configure_logging("info", path, stderr=False)
+    configure_logging("info", path, stream=None)
     try:
         try:
             try:
@@ -291,7 +291,7 @@ def test_library_records_render_no_exception_values(tmp_path: Path) -> None:
     USED_SECRETS.add(secret)
     saved = structlog.get_config()
     path = tmp_path / "app.log"
-    configure_logging("info", path, stderr=False)
+    configure_logging("info", path, stream=None)
     try:
         try:
             raise ValueError(secret)

@@ -4,40 +4,19 @@ together on SIGTERM, restarted when one dies, gone when their parent is killed."
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ivr.fake_asterisk import FakeCall, Transcript, run_call
-
-HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[2]
+from tests.agi_process import HOST, AgiProcess, agi_server
 
 
-@dataclass
-class Served:
-    proc: asyncio.subprocess.Process
-    port: int
-    log: Path
-
-    def events(self, name: str) -> list[dict[str, object]]:
-        found = []
-        for line in self.log.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if event.get("event") == name:
-                    found.append(event)
-        return found
-
-    def worker_pids(self) -> list[int]:
-        return [int(str(e["pid"])) for e in self.events("agi.worker.started")]
+def _worker_pids(served: AgiProcess) -> list[int]:
+    return [int(str(e["pid"])) for e in served.events("agi.worker.started")]
 
 
 def _alive(pid: int) -> bool:
@@ -51,40 +30,11 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    log = tmp_path / "stderr.log"
-    with log.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "cli.main",
-            "agi",
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            "0",
-            "--drain-seconds",
-            "10",
-            "--workers",
-            "2",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            cwd=ROOT,
-        )
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(30):
-            # Each worker says where its metrics are; the parent says when all listen.
-            ready = (await proc.stdout.readline()).decode()
-            while ready.startswith("metrics on "):
-                ready = (await proc.stdout.readline()).decode()
-        assert ready.startswith(f"listening on {HOST}:"), ready
-        yield Served(proc, int(ready.rsplit(":", 1)[1]), log)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+async def served(tmp_path: Path) -> AsyncIterator[AgiProcess]:
+    async with agi_server(
+        tmp_path / "agi.log", "--drain-seconds", "10", "--workers", "2"
+    ) as server:
+        yield server
 
 
 async def _refused(port: int) -> bool:
@@ -96,7 +46,7 @@ async def _refused(port: int) -> bool:
     return False
 
 
-async def test_sigterm_drains_every_worker(served: Served) -> None:
+async def test_sigterm_drains_every_worker(served: AgiProcess) -> None:
     """Calls in progress on both workers all finish after SIGTERM; new ones are refused;
     the parent exits 0 once both workers drained."""
     calls = []
@@ -127,9 +77,9 @@ async def test_sigterm_drains_every_worker(served: Served) -> None:
     assert len(served.events("call.completed")) == 12
 
 
-async def test_dead_worker_is_replaced(served: Served) -> None:
+async def test_dead_worker_is_replaced(served: AgiProcess) -> None:
     """A worker killed outright is started again, and calls go on being answered."""
-    first, _ = served.worker_pids()
+    first, _ = _worker_pids(served)
     os.kill(first, signal.SIGKILL)
     async with asyncio.timeout(10):
         while not served.events("agi.worker.restarted"):  # noqa: ASYNC110
@@ -143,9 +93,9 @@ async def test_dead_worker_is_replaced(served: Served) -> None:
     assert served.events("agi.worker.died")[0]["pid"] == first
 
 
-async def test_killing_the_parent_ends_the_workers(served: Served) -> None:
+async def test_killing_the_parent_ends_the_workers(served: AgiProcess) -> None:
     """SIGKILL to the parent takes its workers with it: nothing keeps serving the port."""
-    pids = served.worker_pids()
+    pids = _worker_pids(served)
     assert len(pids) == 2
     served.proc.kill()
     await served.proc.wait()
@@ -155,7 +105,7 @@ async def test_killing_the_parent_ends_the_workers(served: Served) -> None:
     assert await _refused(served.port)
 
 
-async def test_each_worker_serves_its_own_metrics(tmp_path: Path) -> None:
+async def test_each_worker_serves_its_own_metrics(db: str, tmp_path: Path) -> None:
     """With two workers and metrics port P, worker 0 answers /readyz on P and worker 1 on
     P + 100; calls made are counted by the worker that served them, so the two /metrics
     add up to every call."""
@@ -178,33 +128,21 @@ async def test_each_worker_serves_its_own_metrics(tmp_path: Path) -> None:
             return port
 
     metrics_port = free_pair()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "cli.main", "agi", "serve", "--host", HOST, "--port", "0"),
+    async with agi_server(
+        tmp_path / "agi.log",
         *("--workers", "2", "--metrics-port", str(metrics_port)),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        async with asyncio.timeout(30):
-            while not (lines and lines[-1].startswith("listening on")):
-                lines.append((await proc.stdout.readline()).decode())
-        port = int(lines[-1].rsplit(":", 1)[1])
+        metrics_listeners=2,
+    ) as served:
         for _ in range(8):
-            await run_call(HOST, port, "echo", ["12345678#"])
+            await run_call(HOST, served.port, "echo", ["12345678#"])
         total = 0.0
         async with httpx.AsyncClient() as http:
             for k in range(2):
                 base = f"http://{HOST}:{metrics_port + k * METRICS_WORKER_STRIDE}"
-                assert (await http.get(f"{base}/readyz")).status_code == 200
+                ready = await http.get(f"{base}/readyz")
+                assert ready.status_code == 200, (ready.text, served.lines()[-10:])
                 text = (await http.get(f"{base}/metrics")).text
                 for line in text.splitlines():
                     if line.startswith("ivr12333_calls_total{") and 'script="echo"' in line:
                         total += float(line.rsplit(" ", 1)[1])
         assert total == 8
-    finally:
-        proc.kill()
-        await proc.wait()
