@@ -1,10 +1,13 @@
 """A scripted fake Asterisk: the caller's side of a FastAGI call, over a real TCP socket.
 
-It sends the `agi_*` environment as Asterisk 22 does, answers each command as Asterisk would,
-and records what the caller heard and keyed. Used by tests and by `ivr12333 simulate`.
+It sends the `agi_*` environment as Asterisk 22 does, answers each command the flows send
+as Asterisk would (STREAM FILE, GET DATA, CHANNEL STATUS, SET VARIABLE, EXEC Wait,
+VERBOSE, HANGUP), and records what the caller heard and keyed. Any other command gets
+Asterisk's 510, so a flow that starts sending one fails its tests until this emulator
+learns it. Used by tests and by `ivr12333 simulate`.
 
-Key groups: each group is what the caller keys at one input prompt (GET DATA or WAIT FOR
-DIGIT), in order:
+Key groups: each group is what the caller keys at one input prompt (GET DATA, or STREAM
+FILE with escape digits), in order:
 
     `123#`  keys, then `#`              `#`  `#` alone
     `123`   keys, then silence (timeout) `-`  silence: no key at all
@@ -20,7 +23,7 @@ Instead of scripted groups, a call can take its keys from a `key_source`: an asy
 asked at each input prompt (a person at a terminal, a program), returning one group. An
 `observer` is told of each event as it happens (`Heard`, `Asked`, `Keyed`, `Paused`,
 `Missing`). A prompt is interruptible when the caller's keys cut it short: GET DATA
-prompts, and STREAM FILE with escape digits; Playback and STREAM FILE with "" are not. A
+prompts, and STREAM FILE with escape digits; STREAM FILE with "" is not. A
 caller here always listens a STREAM FILE through, as Asterisk reports it: `result=0`.
 """
 
@@ -46,25 +49,18 @@ INVALID_REPLY = "510 Invalid or unknown command"
 # The channel is up (AST_STATE_UP).
 _STATE_UP = 6
 _VERBS = (
-    "GET FULL VARIABLE",
-    "WAIT FOR DIGIT",
     "CHANNEL STATUS",
     "SET VARIABLE",
-    "GET VARIABLE",
     "STREAM FILE",
     "GET DATA",
     "VERBOSE",
-    "ANSWER",
     "HANGUP",
-    "NOOP",
     "EXEC",
 )
 _USAGE = {
     "GET DATA": "Usage: GET DATA <file to be streamed> [timeout] [maxdigits]",
     "STREAM FILE": "Usage: STREAM FILE <filename> <escape_digits> [sample offset]",
-    "WAIT FOR DIGIT": "Usage: WAIT FOR DIGIT <timeout>",
     "SET VARIABLE": "Usage: SET VARIABLE <variablename> <value>",
-    "GET VARIABLE": "Usage: GET VARIABLE <variablename>",
 }
 # A prompt's "length" in samples, for endpos.
 _ENDPOS = 16000
@@ -314,7 +310,7 @@ class FakeCall:
             self._send(INVALID_REPLY)
             return
         if self._hangup_at == len(self.transcript.commands):
-            media = verb in ("STREAM FILE", "GET DATA", "WAIT FOR DIGIT", "EXEC")
+            media = verb in ("STREAM FILE", "GET DATA", "EXEC")
             self._hang_up("200 result=-1" if media else None)
             return
         if verb in _USAGE and not args:
@@ -332,14 +328,9 @@ class FakeCall:
             self._stream_file(args[0], interruptible=len(args) > 1 and bool(args[1]))
         elif verb == "GET DATA":
             await self._get_data(args)
-        elif verb == "WAIT FOR DIGIT":
-            await self._wait_for_digit(args)
         elif verb == "SET VARIABLE" and len(args) >= 2:
             self.transcript.variables[args[0]] = args[1]
             self._send("200 result=1")
-        elif verb in ("GET VARIABLE", "GET FULL VARIABLE"):
-            value = self.transcript.variables.get(args[0] if args else "")
-            self._send("200 result=0" if value is None else f"200 result=1 ({value})")
         elif verb == "CHANNEL STATUS":
             self._send(f"200 result={_STATE_UP}")
         elif verb == "EXEC":
@@ -348,8 +339,6 @@ class FakeCall:
             self._dead = True
             self.transcript.ended = "server-hangup"
             self._send("200 result=1", "HANGUP")
-        elif verb in ("ANSWER", "NOOP"):
-            self._send("200 result=0")
         elif verb == "VERBOSE":
             self._send("200 result=1")
         else:
@@ -409,16 +398,6 @@ class FakeCall:
         elif group:
             self._send(_get_data_reply(group, max_digits))
 
-    async def _wait_for_digit(self, args: list[str]) -> None:
-        # -1 waits for ever; reported as 0, Asterisk's "no limit given".
-        timeout_ms = int(args[0]) if args and args[0].isdigit() else 0
-        group = await self._next_group(None, 1, timeout_ms)
-        if group is None:
-            self._hang_up("200 result=-1")
-        elif group:
-            key = "" if group == SILENCE else group[0]
-            self._send(f"200 result={ord(key) if key else 0}")
-
     def _exec(self, args: list[str]) -> None:
         app = args[0].lower() if args else ""
         if app == "wait":
@@ -427,16 +406,7 @@ class FakeCall:
             self._tell(Paused(_seconds(args[1] if len(args) > 1 else "")))
             self._send("200 result=0")
             return
-        if app != "playback":
-            self._send("200 result=-2")
-            return
-        status = "SUCCESS"
-        for sound in (args[1] if len(args) > 1 else "").split(","):
-            for part in sound.split("&"):
-                if part and not self._prompt(part, interruptible=False):
-                    status = "FAILED"
-        self.transcript.variables["PLAYBACKSTATUS"] = status
-        self._send("200 result=0")
+        self._send("200 result=-2")  # no other application is run by the flows
 
 
 def _seconds(text: str) -> float:

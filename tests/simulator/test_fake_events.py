@@ -12,14 +12,14 @@ from tests.ivr.test_fake_asterisk import drive
 
 async def test_observer_hears_each_prompt_and_whether_keys_cut_it_short() -> None:
     """GET DATA prompts and STREAM FILE with escape digits are interruptible; STREAM FILE
-    with "" and Playback are not; a Wait is a pause; an entry is asked, then keyed. A STREAM
+    with "" is not; a Wait is a pause; an entry is asked, then keyed. A STREAM
     FILE with escape digits is listened through, as Asterisk reports it."""
     events: list[CallEvent] = []
     replies, _, transcript = await drive(
         [
             'STREAM FILE ivr12333/welcome ""',
             'STREAM FILE ivr12333/main-menu "0129"',
-            "EXEC Playback ivr12333/digit-1&ivr12333/digit-2",
+            'STREAM FILE ivr12333/digit-1 ""',
             "EXEC Wait 0.6",
             "GET DATA ivr12333/enter-card-number 6000 9",
         ],
@@ -30,7 +30,6 @@ async def test_observer_hears_each_prompt_and_whether_keys_cut_it_short() -> Non
         Heard("welcome", False),
         Heard("main-menu", True),
         Heard("digit-1", False),
-        Heard("digit-2", False),
         Paused(0.6),
         Heard("enter-card-number", True),
         Asked("enter-card-number", 9, 6000),
@@ -38,12 +37,12 @@ async def test_observer_hears_each_prompt_and_whether_keys_cut_it_short() -> Non
     ]
     assert replies[:2] == ["200 result=0 endpos=16000", "200 result=0 endpos=16000"]
     assert replies[4] == "200 result=12345678"
-    assert transcript.heard == ["welcome", "main-menu", "digit-1", "digit-2", "enter-card-number"]
+    assert transcript.heard == ["welcome", "main-menu", "digit-1", "enter-card-number"]
 
 
 async def test_key_source_is_asked_at_each_entry_and_can_hang_up() -> None:
-    """A key source gets the prompt id, max digits and timeout of each entry (WAIT FOR DIGIT
-    names the last prompt heard) and its answer is keyed; `!` hangs up there."""
+    """A key source gets the prompt id, max digits and timeout of each entry and its answer
+    is keyed; `!` hangs up there."""
     asked: list[tuple[str, int, int]] = []
     answers = iter(["7", "!"])
 
@@ -54,12 +53,12 @@ async def test_key_source_is_asked_at_each_entry_and_can_hang_up() -> None:
     replies, _, transcript = await drive(
         [
             "GET DATA ivr12333/main-menu 5000 1",
-            "WAIT FOR DIGIT 3000",
-            "GET DATA ivr12333/card-menu 5000 1",
+            "GET DATA ivr12333/card-menu 3000 1",
+            "GET DATA ivr12333/enter-pin 3000 6",
         ],
         key_source=source,
     )
-    assert asked == [("main-menu", 1, 5000), ("main-menu", 1, 3000)]
+    assert asked == [("main-menu", 1, 5000), ("card-menu", 1, 3000)]
     assert replies[0] == "200 result=7"
     assert replies[1:3] == ["200 result=-1", "HANGUP"]
     assert transcript.ended == "caller-hangup"
