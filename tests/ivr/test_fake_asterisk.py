@@ -150,7 +150,9 @@ async def test_server_hangup() -> None:
 
 async def test_caller_hangup_forms() -> None:
     """A hang-up during a prompt: -1 then HANGUP; during another command: HANGUP then 511."""
-    received, _, transcript = await drive(['STREAM FILE ivr12333/a ""', "VERBOSE x 1"], hangup_at="a")
+    received, _, transcript = await drive(
+        ['STREAM FILE ivr12333/a ""', "VERBOSE x 1"], hangup_at="a"
+    )
     assert received == ["200 result=-1 endpos=8000", "HANGUP", DEAD_REPLY]
     assert transcript.ended == "caller-hangup"
     received, _, _ = await drive(["VERBOSE x 1", "VERBOSE y 1"], hangup_at=2)
