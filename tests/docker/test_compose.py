@@ -423,6 +423,9 @@ def test_prometheus_scrapes_every_metrics_listener() -> None:
     assert _compose()["x-app-env"]["IVR_AGI_METRICS_HOST"] == ALL_INTERFACES
     mounted = _services()["prometheus"]["volumes"]
     assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounted
+    # Opt-in: a plain `up` starts only what the hotline needs (and what can be pulled).
+    assert _services()["prometheus"]["profiles"] == ["monitoring"]
+    assert all("profiles" not in spec for name, spec in _services().items() if name != "prometheus")
 
 
 def test_grafana_dashboard_uses_only_metrics_that_exist() -> None:
