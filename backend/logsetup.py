@@ -158,14 +158,20 @@ def forget_frames(exc: BaseException) -> None:
 
 class _Tee:
     """Writes each JSON line to the process's stdout or stderr and, when configured, to a
-    file."""
+    file: the whole line, newline included, in one write. `print` writes the text and its
+    newline apart, and unbuffered (PYTHONUNBUFFERED, as in the images) each is a syscall
+    of its own, so worker processes sharing one stdout ran their lines together."""
 
     def __init__(self, streams: list[TextIO]) -> None:
         self._streams = streams
+        self._pending = ""
 
     def write(self, text: str) -> int:
-        for stream in self._streams:
-            stream.write(text)
+        self._pending += text
+        if "\n" in self._pending:
+            whole, _, self._pending = self._pending.rpartition("\n")
+            for stream in self._streams:
+                stream.write(whole + "\n")
         return len(text)
 
     def flush(self) -> None:

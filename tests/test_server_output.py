@@ -34,7 +34,7 @@ def _serve(args: list[str], out: Path, err: Path, env: dict[str, str]) -> subpro
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
-            env={**os.environ, **env, "IVR_LOG_LEVEL": "info"},
+            env={**os.environ, "IVR_LOG_LEVEL": "info", **env},
         )
 
 
@@ -51,22 +51,25 @@ def _wait_for(path: Path, event: str, proc: subprocess.Popen[bytes]) -> dict[str
 
 
 async def test_fastagi_server_logs_json_on_stdout(db: str, tmp_path: Path) -> None:
-    """A call through `agi serve`: its ready lines and the call's events are JSON objects
-    on stdout; stderr is empty."""
+    """Calls through `agi serve` with two workers sharing one unbuffered stdout (as in a
+    container): every line is one whole JSON object (the ready lines and the calls'
+    events), never two workers' lines run together; stderr is empty."""
     out, err = tmp_path / "agi.out", tmp_path / "agi.err"
     proc = _serve(
-        ["agi", "serve", "--host", HOST, "--port", "0", "--metrics-port", "0", "--workers", "1"],
+        ["agi", "serve", "--host", HOST, "--port", "0", "--metrics-port", "0", "--workers", "2"],
         out,
         err,
-        {},
+        {"PYTHONUNBUFFERED": "1", "IVR_LOG_LEVEL": "debug"},
     )
     try:
         ready = _wait_for(out, "listening", proc)
-        _wait_for(out, "metrics listening", proc)
-        transcript = await run_call(HOST, int(str(ready["port"])), "echo", ["12345678#"])
-        assert transcript.heard[-1] == "goodbye"
+        port = int(str(ready["port"]))
+        transcripts = await asyncio.gather(
+            *(run_call(HOST, port, "echo", ["12345678#"]) for _ in range(40))
+        )
+        assert all(t.heard[-1] == "goodbye" for t in transcripts)
         deadline = time.monotonic() + 10
-        while not any(e.get("event") == "call.completed" for e in _json_lines(out)):
+        while sum(e.get("event") == "call.completed" for e in _json_lines(out)) < 40:
             assert time.monotonic() < deadline, out.read_text()
             await asyncio.sleep(0.05)
     finally:
@@ -105,3 +108,38 @@ def test_console_logs_json_on_stdout(database_url: str, tmp_path: Path) -> None:
         proc.wait(timeout=30)
     assert len(_json_lines(out)) >= 2, out.read_text()
     assert err.read_bytes() == b""
+
+
+def test_each_log_line_is_one_write() -> None:
+    """Each log line reaches the stream in one write, its newline included: two processes
+    sharing an unbuffered stdout (the FastAGI workers in a container) cannot run their
+    lines together, since each write of a line that short is atomic."""
+    import io
+
+    import structlog
+
+    from backend.logsetup import configure_logging
+
+    class Writes(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.calls.append(text)
+            return len(text)
+
+    seen = Writes()
+    saved, saved_config = sys.stdout, structlog.get_config()
+    sys.stdout = seen
+    try:
+        configure_logging("info", None, "stdout")
+        log = structlog.get_logger("test")
+        log.info("first", n=1)
+        log.info("second", n=2)
+    finally:
+        sys.stdout = saved
+        structlog.configure(**saved_config)
+    assert len(seen.calls) == 2, seen.calls
+    assert all(call.endswith("}\n") and call.count("\n") == 1 for call in seen.calls)
+    assert [json.loads(call)["event"] for call in seen.calls] == ["first", "second"]
