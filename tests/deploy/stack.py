@@ -532,7 +532,8 @@ def pin_change_then_loss(stack: Stack, report: Report, label: str) -> Card:
 
 
 def initial_pin_to_queue(stack: Stack, report: Report, agent_port: int) -> Card:
-    """An initial-PIN holder reporting a loss is told why and reaches the agent queue: the
+    """An initial-PIN holder reporting a loss is refused at once and keys 0 for the agent
+    queue: the
     test agent phone rings with the call id and the reason; a handoff row is stored, no
     loss report."""
     from tests.e2e.test_calls import entry
@@ -543,10 +544,12 @@ def initial_pin_to_queue(stack: Stack, report: Report, agent_port: int) -> Card:
         [
             "wait:2",
             entry(card.digits),
-            entry(card.id_number),
             entry("123456"),
-            "wait:5 1",
-            "wait:9 0",
+            entry(card.id_number),
+            # Refused at once (2.8 s, not interruptible), then the choices: 0 for an agent,
+            # keyed again in case a loaded machine let the first fall within the refusal.
+            "wait:5 0",
+            "wait:6 0",
             "wait:30",
         ]
     )
