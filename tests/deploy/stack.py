@@ -533,9 +533,8 @@ def pin_change_then_loss(stack: Stack, report: Report, label: str) -> Card:
 
 def initial_pin_to_queue(stack: Stack, report: Report, agent_port: int) -> Card:
     """An initial-PIN holder reporting a loss is refused at once and keys 0 for the agent
-    queue: the
-    test agent phone rings with the call id and the reason; a handoff row is stored, no
-    loss report."""
+    queue: the test agent phone rings with the call id and the reason; a handoff row is
+    stored, no loss report."""
     from tests.e2e.test_calls import entry
     from tests.sip_phones import AgentPhone
 
