@@ -208,7 +208,8 @@ class LineReader:
 
 
 class LineWriter:
-    """Buffers `write()`s and sends them on `flush()` (pyst2 flushes after each command)."""
+    """Sends command lines: `send_line` at once, or `write()`s buffered until `flush()`
+    (pyst2's way, flushing after each command)."""
 
     def __init__(self, stream: AgiStream) -> None:
         self._stream = stream
@@ -223,6 +224,15 @@ class LineWriter:
             return
         data = "".join(self._pending).encode("utf-8")
         self._pending.clear()
+        self._send(data)
+
+    def send_line(self, line: str) -> None:
+        """Send one command line (the newline is added)."""
+        if self._pending:
+            self.flush()
+        self._send(f"{line}\n".encode())
+
+    def _send(self, data: bytes) -> None:
         stream = self._stream
         if stream.closing:
             raise CallerHungUp("connection closed")
