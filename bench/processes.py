@@ -20,6 +20,8 @@ from bench.emulator import HOST
 # Sockets aside, each process needs a few dozen descriptors (pipes, logs, the loop itself).
 FD_SLACK = 256
 SERVER_START_TIMEOUT = 30.0
+# The port ends at a non-digit: a read may stop inside it.
+_READY_RE = re.compile(rb"listening on \S+:(\d+)(?=\D)")
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -62,19 +64,16 @@ class ServerProcess:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         seen = b""
-        while b"\n" not in seen:
+        # Workers print their metrics address too, in any order with the ready line.
+        while (match := _READY_RE.search(seen)) is None:
             left = deadline - time.monotonic()
             ready, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
             chunk = os.read(self.proc.stdout.fileno(), 4096) if ready else b""
             if not chunk:
                 self.stop()
                 tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise SystemExit(f"{self.name} did not start:\n{tail}")
+                raise SystemExit(f"{self.name} did not start (it said {seen!r}):\n{tail}")
             seen += chunk
-        match = re.search(rb"listening on \S+:(\d+)", seen)
-        if match is None:
-            self.stop()
-            raise SystemExit(f"{self.name} said {seen!r}, not 'listening on HOST:PORT'")
         return int(match.group(1))
 
     def pids(self) -> list[int]:
