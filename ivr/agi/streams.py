@@ -108,6 +108,18 @@ class AgiStream(asyncio.Protocol):
             return line  # a last line without its newline, or b""
         return None
 
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def buffered(self) -> bytearray:
+        """What has arrived and not been taken (read it, then `discard` what was used)."""
+        return self._buffer
+
+    def discard(self, count: int) -> None:
+        del self._buffer[:count]
+
     def line_ready(self, seconds: float) -> asyncio.Future[None]:
         """A future done when a line (or the end) may be taken, or failing with
         TimeoutError after `seconds`."""
