@@ -4,6 +4,7 @@ through the fake Asterisk."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -282,3 +283,49 @@ def test_every_served_script_has_its_own_label() -> None:
     from ivr.scripts import SCRIPTS
 
     assert set(metrics.SCRIPTS) == set(SCRIPTS)
+
+
+async def test_unwritable_call_rows_cost_one_connection_attempt_a_second(tmp_path: Path) -> None:
+    """With the database unreachable, calls ending one after another do not each try to
+    connect to write their row: the writer tries once, then waits a second, so 30 calls
+    in under a second cost at most a few attempts (each logged), and every row is counted
+    as dropped."""
+    log_path = tmp_path / "agi.err"
+    with log_path.open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "cli.main", "agi", "serve", "--port", "0", "--no-metrics"),
+            *("--workers", "1"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "IVR_DATABASE_URL": "postgresql+asyncpg://nobody:x@127.0.0.1:9/none",
+                "IVR_LOG_LEVEL": "info",
+            },
+        )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            first = (await proc.stdout.readline()).decode().strip()
+        agi_port = int(first.rsplit(":", 1)[1])
+        started = asyncio.get_running_loop().time()
+        for _ in range(30):
+            transcript = await run_call(HOST, agi_port, "echo", ["12345678#"])
+            assert transcript.variables == {"IVR_NEXT": "hangup"}
+        elapsed = asyncio.get_running_loop().time() - started
+        proc.send_signal(signal.SIGTERM)
+        assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    attempts = [
+        json.loads(line)
+        for line in log_path.read_text().splitlines()
+        if '"call_outcomes_not_recorded"' in line
+    ]
+    # One attempt at the first call's end, then at most one a second (and one at the drain).
+    assert 1 <= len(attempts) <= 2 + int(elapsed), (len(attempts), elapsed)
+    assert sum(a["calls"] for a in attempts) == 30
