@@ -35,11 +35,21 @@ async def read_env(stream: AgiStream, seconds: float) -> dict[str, str]:
     `seconds` bounds the whole header, so a client that stalls mid-header (or trickles
     lines) cannot hold a connection open.
     """
-    whole = _whole_header(stream)
+    deadline = asyncio.get_running_loop().time() + seconds
+    # Asterisk sends the header in one write, which usually arrives just after the accept:
+    # wait for it whole, then parse it at once. Anything unusual (a header in pieces past
+    # one line's limit, the peer gone, a line the parser must judge) goes line by line.
+    while (whole := _whole_header(stream)) is None:
+        buffered = stream.buffered
+        if stream.ended or b"\n\n" in buffered or len(buffered) > stream.limit:
+            break
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise TimeoutError
+        await stream.line_ready(left)
     if whole is not None:
         return whole
     env: dict[str, str] = {}
-    deadline = asyncio.get_running_loop().time() + seconds
     for _ in range(MAX_ENV_LINES):
         # Asterisk sends the header at once: lines are usually there without waiting.
         raw = stream.take_line()

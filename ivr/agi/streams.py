@@ -113,6 +113,11 @@ class AgiStream(asyncio.Protocol):
         return self._limit
 
     @property
+    def ended(self) -> bool:
+        """Whether the peer closed (what is buffered is all there will be)."""
+        return self._closed
+
+    @property
     def buffered(self) -> bytearray:
         """What has arrived and not been taken (read it, then `discard` what was used)."""
         return self._buffer
