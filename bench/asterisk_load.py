@@ -5,7 +5,7 @@
 For each N in `--calls` (rising), one SIPp process places N calls (`-l N -r RATE -m N`) to
 12333 at a local Asterisk (instance `bench`, its own SIP port) whose dialplan hands calls to
 `ivr12333 agi serve` (`--workers`) on a PostgreSQL of the bench's own (see `bench.flow`).
-Each call keys, as RFC 4733 events, the menu (2, 2), then its own card's number, PIN, ID
+Each call keys, as RFC 4733 events, the card menu's 2, then its own card's number, PIN, ID
 number and a new PIN twice (from SIPp's injection file), with the README call's pauses. A
 call counts when its card's stored hash matches the new PIN afterwards: every key was
 recognised and the change was made. Each step reports the calls changed and failed and the
@@ -57,7 +57,7 @@ def _scenario() -> str:
     from asterisk_local.caller import parse_keys, render_scenario
 
     keys = (
-        "wait:8 2 wait:2 2 wait:2 90000001# wait:2 900002# wait:2 900000000000000003# "
+        "wait:8 2 wait:2 90000001# wait:2 900002# wait:2 900000000000000003# "
         "wait:2 900004# wait:2 900004# wait:6"
     )
     text = render_scenario(parse_keys(keys))
@@ -66,14 +66,55 @@ def _scenario() -> str:
     return text
 
 
+# The caller's own audio (`--audio`): a second of quiet noise, as a phone's microphone
+# sends between words, looped for the whole call as 8 kHz G.711 mu-law RTP (payload 0).
+AUDIO_FILE = "caller-audio.wav"
+_AUDIO_ACTION = f'  <nop><action><exec rtp_stream="{AUDIO_FILE},-1,0"/></action></nop>'
+
+
+def _mu_law(sample: int) -> int:
+    """One 16-bit linear sample as a G.711 mu-law byte."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(magnitude.bit_length() - 8, 0)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def write_audio(path: Path, seconds: float = 1.0, level: int = 600) -> None:
+    """A mu-law WAV of quiet noise (format 7, 8 kHz, mono), for SIPp's rtp_stream."""
+    import random
+    import struct
+
+    rng = random.Random(12333)
+    data = bytes(_mu_law(rng.randint(-level, level)) for _ in range(round(8000 * seconds)))
+    header = b"RIFF" + struct.pack("<I", 4 + 26 + 8 + len(data)) + b"WAVE"
+    fmt = struct.pack("<HHIIHHH", 7, 1, 8000, 8000, 1, 8, 0)
+    path.write_bytes(
+        header + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data"
+        + struct.pack("<I", len(data)) + data
+    )  # fmt: skip
+
+
 def _sipp(
-    work: Path, sip_port: int, rate: float, batch: list[FlowCard], new_pins: list[str]
+    work: Path,
+    sip_port: int,
+    rate: float,
+    batch: list[FlowCard],
+    new_pins: list[str],
+    audio: bool = False,
 ) -> tuple[int, str]:
     """One SIPp process placing every call of the step (-l N -r RATE -m N)."""
     from asterisk_local.caller import free_udp_port
 
     scenario = work / "caller.xml"
-    scenario.write_text(_scenario(), encoding="utf-8")
+    text = _scenario()
+    if audio:
+        write_audio(work / AUDIO_FILE)
+        # Before the first key: the audio plays from the answer to the hang-up.
+        first_key = text.index("  <nop><action><exec play_dtmf=")
+        text = text[:first_key] + _AUDIO_ACTION + "\n" + text[first_key:]
+    scenario.write_text(text, encoding="utf-8")
     # Read in order, one line a call; the file holds PINs, so it is the owner's only.
     fields = work / "cards.csv"
     fields.touch(mode=0o600)
@@ -112,7 +153,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"== {n} calls at {args.rate:g}/s", flush=True)
 
                 sipp_exit, sipp_tail = await asyncio.to_thread(
-                    _sipp, Path(tmp), sip_port, args.rate, batch, new_pins
+                    _sipp, Path(tmp), sip_port, args.rate, batch, new_pins, args.audio
                 )
                 wall = time.monotonic() - t0
                 ast_cpu = _cpu_seconds(instance.pid) - ast0
@@ -122,6 +163,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 wrong = await _check_database(batch)
                 step = {
                     "calls": n,
+                    "caller_audio": args.audio,
                     "rate_per_s": args.rate,
                     "changed": n - wrong,
                     "failed": wrong,
@@ -162,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", default="50,100,200,300", help="concurrent calls, rising")
     p.add_argument("--rate", type=float, default=10.0, help="calls placed a second (10)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--audio",
+        action="store_true",
+        help="callers also send audio (quiet noise, G.711 RTP) for the whole call",
+    )
     p.add_argument("--keep-logs", type=Path, default=None, help="copy the logs to this dir")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "asterisk-latest.json")
     args = p.parse_args(argv)

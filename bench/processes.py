@@ -36,7 +36,7 @@ def raise_fd_limit(needed: int) -> None:
 
 
 class ServerProcess:
-    """A FastAGI server subprocess that prints `listening on HOST:PORT` when ready."""
+    """A FastAGI server subprocess, ready once it announces where it listens."""
 
     def __init__(self, name: str, argv: list[str], fds: int, workdir: Path) -> None:
         self.name = name

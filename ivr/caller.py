@@ -3,7 +3,9 @@
 Each verb is a few AGI commands over `AgiChannel`, and takes typed prompts
 (`prompts.catalogue.Prompt`) or the pieces a number is read with; the sound played is
 `ivr12333/<id>`. Every step is logged with the prompt id, the entry's length and the
-outcome, never the keys of an entry.
+outcome, never the keys of an entry: one line per call, not per step. Each step is noted
+in `Caller.steps`, which the server writes in the line that ends the call (and each step
+goes to the log on its own at debug level).
 
 Keys mean one thing everywhere: `#` ends an entry, `0` at a menu asks for an agent, and
 `*` goes back (out of a menu, or out of a service to the card menu), except in the ID
@@ -44,6 +46,8 @@ BACK = "*"
 
 # What an entry's check returns: None if acceptable, else the prompt saying why not.
 Check = Callable[[str], Prompt | None]
+# Steps kept for a call's summary line; a caller going round a menu for long adds no more.
+STEP_LIMIT = 200
 
 
 class NoValidInput(Exception):
@@ -76,6 +80,17 @@ class Caller:
         self.info = info
         self._channel = channel
         self._timeouts = timeouts or Timeouts()
+        # Where the call went ("entry enter-pin accepted length=6 ..."), for the line the
+        # server logs when the call ends: at info level one line a call, not one a step.
+        self.steps: list[str] = []
+
+    def note(self, event: str, **fields: object) -> None:
+        """Note one step of the call (never an entry's keys) for its summary line."""
+        if len(self.steps) < STEP_LIMIT:
+            self.steps.append(" ".join([event, *(f"{k}={v}" for k, v in fields.items())]))
+        elif len(self.steps) == STEP_LIMIT:
+            self.steps.append("...")
+        log.debug(event, **fields)
 
     # -- prompts -------------------------------------------------------------------------
 
@@ -132,17 +147,17 @@ class Caller:
         if intro is not None:
             key = self._channel.stream_file_until_key(sound_name(intro), choices) or ""
             if key:
-                log.info("menu", prompt=str(prompt), during=str(intro), key=key)
+                self.note("menu", prompt=str(prompt), during=str(intro), key=key)
         for attempt in range(1, tries + 1):
             if not key:
                 key = self._get(prompt, self._timeouts.menu_ms, 1).digits
             if key and key in choices:
-                log.info("menu", prompt=str(prompt), attempt=attempt, key=key)
+                self.note("menu", prompt=str(prompt), attempt=attempt, key=key)
                 if key == "0":
                     raise AgentRequested(str(prompt))
                 return key
             problem = Prompt.INVALID_KEY if key else Prompt.NO_INPUT
-            log.info("menu", prompt=str(prompt), attempt=attempt, outcome=str(problem))
+            self.note("menu", prompt=str(prompt), attempt=attempt, outcome=str(problem))
             self._failed(problem, attempt, tries)
             key = ""
         raise NoValidInput(f"menu {prompt}: no valid key in {tries} tries")
@@ -151,7 +166,7 @@ class Caller:
         """Play one interruptible prompt; the key pressed if in `choices`, else None."""
         key = self._get(prompt, timeout_ms, 1).digits
         chosen = key if key and key in choices else None
-        log.info("choice", prompt=str(prompt), key=chosen)
+        self.note("choice", prompt=str(prompt), key=chosen)
         return chosen
 
     def ask(
@@ -179,17 +194,17 @@ class Caller:
             text = entry.digits
             fields = {"prompt": str(prompt), "length": len(text), "secret": secret}
             if BACK in text and not star_is_x:
-                log.info("entry", outcome="back", **fields)
+                self.note("entry", outcome="back", **fields)
                 raise GoBack(str(prompt))
             if star_is_x:
                 text = text.replace("*", "X")
             problem = self._problem(text, min_len, max_len, star_is_x, check)
             if problem is None:
                 ended = "timeout" if entry.timed_out else "key"
-                log.info("entry", outcome="accepted", ended=ended, **fields)
+                self.note("entry", outcome="accepted", ended=ended, **fields)
                 return text
             failures += 1
-            log.info("entry", outcome=str(problem), attempt=failures, **fields)
+            self.note("entry", outcome=str(problem), attempt=failures, **fields)
             if failures >= tries:
                 raise NoValidInput(f"entry {prompt}: no valid entry in {tries} tries")
             self._failed(problem, failures, tries)
@@ -219,5 +234,5 @@ class Caller:
 
     def hangup(self) -> None:
         """End the call now (the dialplan does not continue)."""
-        log.info("hangup")
+        self.note("hangup")
         self._channel.hangup()

@@ -238,7 +238,8 @@ class AgiServer:
         )
 
     def _run_flow(self, flow: FlowFn, caller: Caller, channel: AgiChannel) -> None:
-        """Runs in the call's greenlet: the flow, then one log line on how it ended."""
+        """Runs in the call's greenlet: the flow, then one log line on how it ended, with
+        the steps the caller went through (`Caller.steps`)."""
         started = time.monotonic()
 
         def seconds() -> float:
@@ -247,9 +248,20 @@ class AgiServer:
         try:
             flow(caller)
         except CallerHungUp as exc:
-            log.info("call.hung_up", at=channel.last_step, reason=str(exc), seconds=seconds())
+            log.info(
+                "call.hung_up",
+                at=channel.last_step,
+                reason=str(exc),
+                seconds=seconds(),
+                steps=caller.steps,
+            )
         except CallEnding:
-            log.info("call.ended_by_shutdown", at=channel.last_step, seconds=seconds())
+            log.info(
+                "call.ended_by_shutdown",
+                at=channel.last_step,
+                seconds=seconds(),
+                steps=caller.steps,
+            )
             _farewell(channel, Prompt.GOODBYE, hang_up=True)
         except ServiceUnavailable as exc:
             # Expected while the database is down or hung: the call id and the flow's step
@@ -260,15 +272,18 @@ class AgiServer:
                 kind=exception_type(exc),
                 reason=str(exc),
                 seconds=seconds(),
+                steps=caller.steps,
             )
             forget_frames(exc)
             _to_dialplan(channel, caller, REASON_SERVICE_UNAVAILABLE)
         except Exception as exc:
-            log.exception("call.failed", at=channel.last_step, seconds=seconds())
+            log.exception(
+                "call.failed", at=channel.last_step, seconds=seconds(), steps=caller.steps
+            )
             self._keep(exc, channel.last_step)
             _to_dialplan(channel, caller, None)
         else:
-            log.info("call.completed", at=channel.last_step, seconds=seconds())
+            log.info("call.completed", at=channel.last_step, seconds=seconds(), steps=caller.steps)
 
 
 class _Connection(AgiStream):

@@ -63,19 +63,36 @@ class QuietAGI(AGI):  # type: ignore[misc]  # pyst2 has no type information
         self.secret_entry, self._secret_next = self._secret_next, False
         # pyst2's own formatting, without its copy of every command to stderr.
         line = f"{command.strip()} {' '.join(map(str, args))}".strip()
-        self.stdout.write(line + "\n")
-        self.stdout.flush()
+        self.stdout.send_line(line)
+
+    def execute(self, command: str, *args: Any) -> dict[str, tuple[str, str]]:
+        # pyst2's execute, less its SIGHUP and broken-pipe handling: neither can happen here
+        # (no signal handler; a closed socket raises CallerHungUp).
+        reply = self.run(command, *args)
+        return {"result": (reply.result, reply.data or "")}
+
+    def run(self, command: str, *args: Any) -> Reply:
+        """Send one command and return its checked reply: the path every channel
+        operation takes, without the dict pyst2's own methods index into."""
+        if self.hung_up:
+            raise CallerHungUp(f"channel already hung up (before {self.verb or 'any command'})")
+        self.send_command(command, *args)
+        return self._checked(self._read_reply())
 
     def get_result(self, stdin: Any = None) -> dict[str, tuple[str, str]]:
-        reply = self._read_reply()
-        self.last_reply = reply
-        if ends_call(reply) or (reply.is_minus_one and minus_one_is_hangup(self.verb)):
-            self.hung_up = True
-            raise CallerHungUp(f"{reply.kind.value} reply to {self.verb}")
-        if reply.kind is not ReplyKind.OK:
-            raise AgiProtocolError(self._describe(reply))
+        reply = self._checked(self._read_reply())
         # The shape pyst2's own methods index into.
         return {"result": (reply.result, reply.data or "")}
+
+    def _checked(self, reply: Reply) -> Reply:
+        self.last_reply = reply
+        if reply.kind is not ReplyKind.OK or reply.result == "-1":
+            if ends_call(reply) or (reply.is_minus_one and minus_one_is_hangup(self.verb)):
+                self.hung_up = True
+                raise CallerHungUp(f"{reply.kind.value} reply to {self.verb}")
+            if reply.kind is not ReplyKind.OK:
+                raise AgiProtocolError(self._describe(reply))
+        return reply
 
     def _describe(self, reply: Reply) -> str:
         """A rejected or unreadable reply in words, without its text: a garbled reply to
@@ -129,10 +146,7 @@ class AgiChannel:
             self.last_step = f"{verb} {args[0]}"
         else:
             self.last_step = verb
-        self._agi.execute(verb, *args)
-        reply = self._agi.last_reply
-        assert reply is not None  # execute() returned, so a reply was read
-        return reply
+        return self._agi.run(verb, *args)
 
     def is_up(self) -> bool:
         """Ask CHANNEL STATUS; a dead channel raises CallerHungUp (via the HANGUP line)."""

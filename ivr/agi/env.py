@@ -35,8 +35,21 @@ async def read_env(stream: AgiStream, seconds: float) -> dict[str, str]:
     `seconds` bounds the whole header, so a client that stalls mid-header (or trickles
     lines) cannot hold a connection open.
     """
-    env: dict[str, str] = {}
     deadline = asyncio.get_running_loop().time() + seconds
+    # Asterisk sends the header in one write, which usually arrives just after the accept:
+    # wait for it whole, then parse it at once. Anything unusual (a header in pieces past
+    # one line's limit, the peer gone, a line the parser must judge) goes line by line.
+    while (whole := _whole_header(stream)) is None:
+        buffered = stream.buffered
+        if stream.ended or b"\n\n" in buffered or len(buffered) > stream.limit:
+            break
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise TimeoutError
+        await stream.line_ready(left)
+    if whole is not None:
+        return whole
+    env: dict[str, str] = {}
     for _ in range(MAX_ENV_LINES):
         # Asterisk sends the header at once: lines are usually there without waiting.
         raw = stream.take_line()
@@ -58,6 +71,30 @@ async def read_env(stream: AgiStream, seconds: float) -> dict[str, str]:
         if sep and key.strip():
             env[key.strip()] = value.strip()
     raise ValueError("AGI environment too long")
+
+
+def _whole_header(stream: AgiStream) -> dict[str, str] | None:
+    """The environment at once when it has all arrived, as it usually has (one split, not
+    a take per line); None, with nothing taken, in any case the line-by-line read must
+    judge (not all there, too many lines, an over-long line). Same parsing as there."""
+    buffer = stream.buffered
+    end = buffer.find(b"\n\n")
+    if end < 0:
+        return None
+    env: dict[str, str] = {}
+    taken = 0
+    for index, raw in enumerate(bytes(buffer[: end + 2]).split(b"\n")[:-1]):
+        if index >= MAX_ENV_LINES or len(raw) > stream.limit:
+            return None
+        taken += len(raw) + 1
+        line = raw.decode("utf-8", errors="replace").strip()
+        if not line:
+            stream.discard(taken)
+            return env
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            env[key.strip()] = value.strip()
+    return None  # not reached: the block ends with an empty line
 
 
 def clean_text(value: str, limit: int) -> str:

@@ -61,8 +61,20 @@ CLOSED = Reply(ReplyKind.CLOSED)
 HANGUP = Reply(ReplyKind.HANGUP)
 
 
+# Replies seen before, by their line: most of a call's replies are the same few lines
+# (`200 result=0 endpos=N` for each prompt), and a Reply is immutable. Only results of at
+# most two characters are kept (no entry of a number or a PIN is that short), and only so
+# many lines: past the limit, lines are parsed every time.
+_SEEN: dict[str, Reply] = {}
+_SEEN_LIMIT = 4096
+_SEEN_RESULT_CHARS = 2
+
+
 def parse_reply(line: str) -> Reply:
     """Parse one line as read from the socket (`""` means the stream ended)."""
+    seen = _SEEN.get(line)
+    if seen is not None:
+        return seen
     if line == "":
         return CLOSED
     text = line.rstrip("\r\n")
@@ -75,7 +87,10 @@ def parse_reply(line: str) -> Reply:
             not space or (extra.startswith("endpos=") and extra[7:].isdigit() and extra.isascii())
         ):
             endpos = int(extra[7:]) if space else None
-            return Reply(ReplyKind.OK, code=200, result=value, endpos=endpos)
+            reply = Reply(ReplyKind.OK, code=200, result=value, endpos=endpos)
+            if len(value) <= _SEEN_RESULT_CHARS and len(_SEEN) < _SEEN_LIMIT:
+                _SEEN[line] = reply
+            return reply
     if text == "HANGUP":
         return HANGUP
     match = _CODE_RE.match(text)

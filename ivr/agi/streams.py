@@ -108,6 +108,23 @@ class AgiStream(asyncio.Protocol):
             return line  # a last line without its newline, or b""
         return None
 
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def ended(self) -> bool:
+        """Whether the peer closed (what is buffered is all there will be)."""
+        return self._closed
+
+    @property
+    def buffered(self) -> bytearray:
+        """What has arrived and not been taken (read it, then `discard` what was used)."""
+        return self._buffer
+
+    def discard(self, count: int) -> None:
+        del self._buffer[:count]
+
     def line_ready(self, seconds: float) -> asyncio.Future[None]:
         """A future done when a line (or the end) may be taken, or failing with
         TimeoutError after `seconds`."""
@@ -208,7 +225,8 @@ class LineReader:
 
 
 class LineWriter:
-    """Buffers `write()`s and sends them on `flush()` (pyst2 flushes after each command)."""
+    """Sends command lines: `send_line` at once, or `write()`s buffered until `flush()`
+    (pyst2's way, flushing after each command)."""
 
     def __init__(self, stream: AgiStream) -> None:
         self._stream = stream
@@ -223,6 +241,15 @@ class LineWriter:
             return
         data = "".join(self._pending).encode("utf-8")
         self._pending.clear()
+        self._send(data)
+
+    def send_line(self, line: str) -> None:
+        """Send one command line (the newline is added)."""
+        if self._pending:
+            self.flush()
+        self._send(f"{line}\n".encode())
+
+    def _send(self, data: bytes) -> None:
         stream = self._stream
         if stream.closing:
             raise CallerHungUp("connection closed")

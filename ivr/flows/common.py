@@ -77,7 +77,7 @@ class Call:
         self.step = step
         # Every later line of the call names its step, the server's last one included.
         structlog.contextvars.bind_contextvars(step=step)
-        log.info("step", step=step)
+        self.caller.note("step", step=step)
 
     def backend(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a backend use case. ServiceUnavailable (the database down, hung or busy)

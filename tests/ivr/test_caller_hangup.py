@@ -71,3 +71,21 @@ async def test_hangup_group(line: Line) -> None:
     transcript = await line.call(every_verb, ["!", "1"])
     assert isinstance(line.results[0], CallerHungUp)
     assert transcript.heard == ["welcome", "back-to-menu", "card-menu"]
+
+
+async def test_one_info_line_a_call_with_its_steps(line: Line) -> None:
+    """At info level a call logs one line, the one that ends it, and that line lists the
+    caller's steps (the menu key, the PIN entry's length and that it was secret) without
+    the PIN itself; no step has a line of its own at info."""
+    with capture_logs() as logs:
+        await line.call(every_verb, ["2", "493817#", "9"])
+    assert line.results.pop() == "done 6"
+    info = [entry for entry in logs if entry["log_level"] == "info"]
+    assert [entry["event"] for entry in info] == ["call.completed"]
+    steps = info[0]["steps"]
+    assert steps[0].startswith("menu ") and "key=2" in steps[0]
+    (entry,) = [step for step in steps if step.startswith("entry ")]
+    assert "prompt=enter-pin" in entry and "length=6" in entry and "secret=True" in entry
+    assert "choice prompt=loss-reference-repeat key=9" in steps
+    assert steps[-1] == "hangup"
+    assert "493817" not in repr(logs)

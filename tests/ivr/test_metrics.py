@@ -207,3 +207,29 @@ def test_every_served_script_has_its_own_label() -> None:
     from ivr.scripts import SCRIPTS
 
     assert set(metrics.SCRIPTS) == set(SCRIPTS)
+
+
+async def test_unwritable_call_rows_cost_one_connection_attempt_a_second(tmp_path: Path) -> None:
+    """With the database unreachable, calls ending one after another do not each try to
+    connect to write their row: the writer tries once, then waits a second, so 30 calls
+    in under a second cost at most a few attempts (each logged), and every row is counted
+    as dropped."""
+    async with agi_server_process(
+        tmp_path / "agi.log",
+        *("--no-metrics", "--workers", "1"),
+        env={
+            "IVR_DATABASE_URL": "postgresql+asyncpg://nobody:x@127.0.0.1:9/none",
+            "IVR_LOG_LEVEL": "info",
+        },
+    ) as served:
+        started = asyncio.get_running_loop().time()
+        for _ in range(30):
+            transcript = await run_call(HOST, served.port, "echo", ["12345678#"])
+            assert transcript.variables == {"IVR_NEXT": "hangup"}
+        elapsed = asyncio.get_running_loop().time() - started
+        served.proc.send_signal(signal.SIGTERM)
+        assert await served.proc.wait() == 0
+    attempts = served.events("call_outcomes_not_recorded")
+    # One attempt at the first call's end, then at most one a second (and one at the drain).
+    assert 1 <= len(attempts) <= 2 + int(elapsed), (len(attempts), elapsed)
+    assert sum(int(str(a["calls"])) for a in attempts) == 30
