@@ -415,10 +415,12 @@ def queue_on_every_node(cluster: Cluster, report: Report) -> dict[str, Any]:
             [
                 "wait:2",
                 entry(card.digits),
-                entry(card.id_number),
                 entry("123456"),
-                "wait:5 1",
-                "wait:9 0",
+                entry(card.id_number),
+                # The refusal, then its choices: 0 for an agent (again, should the first
+                # fall within the refusal itself).
+                "wait:10 0",
+                "wait:6 0",
                 "wait:30",
             ]
         )
