@@ -765,6 +765,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with report.stage("podman API service, env file, site folders, dispatcher list"):
             service, sock = stack.start_api_service(work)
             values, agent_ports = write_files(work)
+            # docker-compose takes a variable from the environment before the env file:
+            # the test modules imported here set some of them (tests/conftest.py's pepper).
+            for name in values:
+                os.environ.pop(name, None)
             resolved = stack.resolve_compose(work, work / "test.env", (COMPOSE, OVERRIDE), PROJECT)
             s = stack.Stack(work, resolved, values, sock, service, PROJECT, SERVICES, LONG_RUNNING)
             s.start_health_ticker()
