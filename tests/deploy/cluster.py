@@ -66,16 +66,25 @@ SERVICES = (
 LONG_RUNNING = ("etcd", "pg1", "pg2", "agi1", "agi2", "console", "asterisk1", "asterisk2")
 NODES = ("asterisk1", "asterisk2")
 PG_NODES = ("pg1", "pg2")
+# Whose CPU the load figures count, while every part is up (before the first fault).
+LOADED = ("kamailio", "asterisk1", "asterisk2", "agi1", "agi2", "pg1", "pg2")
 RESULTS = ROOT / "bench" / "results" / "cluster-test.json"
 PROMPTS_IN_IMAGE = "/usr/share/asterisk/sounds/zh/ivr12333"
 # One caller every CALL_GAP_S seconds (a call lasts 35 to 45 s: about 13 at once); modest,
 # since this machine's two cores are shared.
 CALL_GAP_S = 3.0
 CALL_LIMIT_S = 150.0
-WARM_UP_S = 25.0
-WINDOW_S = 35.0
+# The first fault comes once calls placed in the first seconds have ended (the calls
+# before the faults) and the calls at once are at their steady number (about 13); the
+# load figures are taken from LOAD_FROM_S to then.
+WARM_UP_S = 60.0
+LOAD_FROM_S = 20.0
+# A fault's new calls: those placed this long after it. The next fault waits until they
+# have ended (the longest call, 40 to 45 s, with a margin).
+OBSERVE_S = 25.0
+CALL_MAX_S = 50.0
 # Calls placed this long after a fault began are past its reach and must be served.
-SETTLE_S = {"asterisk": 6.0, "agi": 1.0, "switchover": 12.0, "primary": 25.0}
+SETTLE_S = {"asterisk": 6.0, "agi": 1.0, "switchover": 6.0, "primary": 16.0}
 
 
 @dataclass
@@ -174,9 +183,51 @@ class Cluster:
         if "set to" not in out:
             raise DeployTestFailed(f"{node} refused the clock: {out}")
 
+    def cpu_seconds(self, service: str) -> float:
+        """CPU time (user and system) of the processes in the service's container now."""
+        pid = int(podman("inspect", "--format", "{{.State.Pid}}", self.stack.container(service)))
+        return tree_cpu_seconds(pid)
+
+    def transactions(self) -> int:
+        """Transactions committed or rolled back in the application's database so far, as
+        the primary counts them (psql in its container; the password in psql's
+        environment only)."""
+        node = self.primary()
+        if node is None:
+            raise DeployTestFailed("no primary to count transactions on")
+        query = (
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'ivr12333'"
+        )
+        container = self.stack.container(node)
+        command: list[str | Path] = [PODMAN, "exec", "-e", "PGPASSWORD", container, "psql"]
+        command += ["-h", "127.0.0.1", "-p", self.values[f"IVR_TEST_PG{node[-1]}_PORT"]]
+        command += ["-U", "ivr12333", "-d", "ivr12333", "-AtXc", query]
+        env = {**os.environ, "PGPASSWORD": self.values["POSTGRES_PASSWORD"]}
+        return int(run(command, env=env).stdout.strip())
+
+    def load_sample(self) -> dict[str, float]:
+        sample = {service: self.cpu_seconds(service) for service in LOADED}
+        sample["transactions"] = self.transactions()
+        sample["at"] = time.time()
+        return sample
+
     def kamailio_log(self) -> str:
         proc = run([PODMAN, "logs", self.stack.container("kamailio")], check=False)
         return proc.stdout + proc.stderr
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and all its descendants (as /proc has them now)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        one = todo.pop()
+        with contextlib.suppress(OSError, ValueError):
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{one}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+    return total
 
 
 def wait_for(check: Any, what: str, within: float = 120, every: float = 0.5) -> float:
@@ -516,23 +567,44 @@ def start_again(service: str, cluster: Cluster) -> None:
     wait_for(healthy, f"{service} healthy again", 180, 2)
 
 
-async def faults(cluster: Cluster, cards: list[Any], calls: list[Call], done: list[Fault]) -> None:
-    """The stream of callers, and the three faults while it runs."""
+async def faults(
+    cluster: Cluster,
+    cards: list[Any],
+    calls: list[Call],
+    done: list[Fault],
+    load: list[dict[str, float]],
+) -> None:
+    """The stream of callers, and the faults while it runs. Each fault's new calls are
+    those placed in the OBSERVE_S after it; the next fault waits until they have ended, so
+    that a call is judged by one fault only."""
     loop = asyncio.get_running_loop()
     # Each call holds a thread for its whole length: enough threads for all at once.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64))
     stop = asyncio.Event()
     callers = asyncio.create_task(stream(cluster, cards, stop, calls))
     to_thread = asyncio.to_thread
-    try:
-        await asyncio.sleep(WARM_UP_S)
+    started = time.time()
 
-        # a. An Asterisk node's container killed.
+    async def until(moment: float) -> None:
+        await asyncio.sleep(max(0.0, moment - time.time()))
+
+    async def observed(fault: Fault) -> None:
+        fault.until = fault.at + OBSERVE_S
+        await until(fault.until)
+        done.append(fault)
+
+    try:
+        await until(started + LOAD_FROM_S)
+        load.append(await to_thread(cluster.load_sample))
+        await until(started + WARM_UP_S)
+        load.append(await to_thread(cluster.load_sample))
+
+        # a. An Asterisk node's container killed, started again once its window is over.
         carried = {n: await to_thread(cluster.calls_on, n) for n in NODES}
         node = max(NODES, key=lambda n: carried[n])
         fault = Fault(f"Asterisk node {node} killed", 0.0, settle_s=SETTLE_S["asterisk"])
         fault.at = await to_thread(kill, node, cluster)
-        fault.notes.update(carried_by_killed_node=carried[node], carried_by_other=carried)
+        fault.notes.update(carried_by_killed_node=carried[node], calls_on_each_node=carried)
         down_line = f"sip:127.0.0.1:{cluster.values[f'IVR_TEST_{node.upper()}_SIP_PORT']} down"
 
         def marked_down() -> bool:
@@ -540,27 +612,24 @@ async def faults(cluster: Cluster, cards: list[Any], calls: list[Call], done: li
 
         seen = await to_thread(wait_for, marked_down, "Kamailio marks the node down", 30, 0.2)
         fault.notes["kamailio_marked_node_down_after_s"] = round(seen - fault.at, 2)
-        await asyncio.sleep(WINDOW_S * 0.6)
+        await observed(fault)
         back_at = time.time()
         await to_thread(start_again, node, cluster)
         await to_thread(cluster.set_office_clock, node)
         up_line = down_line.replace(" down", " up")
         seen = await to_thread(wait_for, lambda: up_line in cluster.kamailio_log(), "node up", 30)
         fault.notes["node_started_again_and_back_in_kamailio_after_s"] = round(seen - back_at, 2)
-        fault.until = time.time()
-        done.append(fault)
-        await asyncio.sleep(5)
 
-        # b. A FastAGI server's container killed.
+        # b. A FastAGI server's container killed, started again once its window is over.
+        await until(fault.until + CALL_MAX_S)
         fault = Fault("FastAGI server agi1 killed", 0.0, settle_s=SETTLE_S["agi"])
         fault.at = await to_thread(kill, "agi1", cluster)
-        await asyncio.sleep(WINDOW_S * 0.6)
+        await observed(fault)
         await to_thread(start_again, "agi1", cluster)
-        fault.until = time.time()
-        done.append(fault)
-        await asyncio.sleep(5)
 
-        # c. patronictl switchover, then the new primary's container killed.
+        # c. patronictl switchover; once the old primary is the synchronous standby again,
+        # the new primary's container killed.
+        await until(fault.until + CALL_MAX_S)
         old = cluster.primary()
         if old is None:
             raise DeployTestFailed("no primary before the switchover")
@@ -574,22 +643,21 @@ async def faults(cluster: Cluster, cards: list[Any], calls: list[Call], done: li
             *("patronictl", "-c", "/etc/patroni/patroni.yml", "switchover"),
             *("--leader", old, "--candidate", other, "--force"),
         )
+        fault.notes["switchover_command_s"] = round(time.time() - fault.at, 2)
         seen = await to_thread(wait_for, lambda: cluster.primary() == other, "new primary", 60)
         fault.notes["new_primary_after_s"] = round(seen - fault.at, 2)
-        await to_thread(
+        seen = await to_thread(
             wait_for, lambda: cluster.api(old, "sync") == 200, f"{old} sync standby again", 120
         )
-        await asyncio.sleep(WINDOW_S * 0.5)
-        fault.until = time.time()
-        done.append(fault)
+        fault.notes["old_primary_sync_standby_again_after_s"] = round(seen - fault.at, 2)
+        await observed(fault)
 
+        await until(fault.until + CALL_MAX_S)
         fault = Fault(f"primary {other} killed (its container)", 0.0, settle_s=SETTLE_S["primary"])
         fault.at = await to_thread(kill, other, cluster)
         seen = await to_thread(wait_for, lambda: cluster.primary() == old, "failover", 90)
         fault.notes["standby_promoted_after_s"] = round(seen - fault.at, 2)
-        await asyncio.sleep(WINDOW_S)
-        fault.until = time.time()
-        done.append(fault)
+        await observed(fault)
     finally:
         stop.set()
         await callers
@@ -637,6 +705,40 @@ def summarise(calls: list[Call], done: list[Fault], in_db: dict[str, Any]) -> di
         )
     out["database"] = in_db
     return out
+
+
+def load_figures(calls: list[Call], load: list[dict[str, float]]) -> dict[str, Any]:
+    """What each part spent on the calls between the two samples before the first fault:
+    CPU per second of call in progress, and database transactions."""
+    if len(load) < 2:
+        return {}
+    first, last = load[0], load[-1]
+    span = last["at"] - first["at"]
+    call_s = sum(
+        max(0.0, min(c.ended_at, last["at"]) - max(c.answered_at or c.ended_at, first["at"]))
+        for c in calls
+    )
+    cpu = {name: last[name] - first[name] for name in LOADED}
+    parts = {
+        "kamailio": cpu["kamailio"],
+        "asterisk_both_nodes": cpu["asterisk1"] + cpu["asterisk2"],
+        "fastagi_both_servers": cpu["agi1"] + cpu["agi2"],
+        "postgresql_both_nodes": cpu["pg1"] + cpu["pg2"],
+    }
+    served = [c.result.talk_s for c in calls if c.done and c.result.talk_s]
+    mean_call_s = sum(served) / len(served) if served else 0.0
+    transactions = last["transactions"] - first["transactions"]
+    return {
+        "window_s": round(span, 1),
+        "calls_at_once_mean": round(call_s / span, 1),
+        "call_seconds": round(call_s),
+        "mean_served_call_s": round(mean_call_s, 1),
+        "cpu_ms_per_call_second": {k: round(1000 * v / call_s, 1) for k, v in parts.items()},
+        "cpu_ms_per_call": {k: round(1000 * v / call_s * mean_call_s) for k, v in parts.items()},
+        "cores_busy": {k: round(v / span, 2) for k, v in parts.items()},
+        "db_transactions_per_s": round(transactions / span, 2),
+        "db_transactions_per_call": round(transactions / call_s * mean_call_s, 1),
+    }
 
 
 def read_heard(calls: list[Call], wire: Any, prompts: Any) -> None:
@@ -723,6 +825,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         for key, value in fault.items():
             if key != "fault":
                 print(f"    {key}: {value}")
+    print("load before the faults:")
+    for key, value in summary.get("load_before_the_faults", {}).items():
+        print(f"  {key}: {value}")
     print("database:")
     for key, value in summary["database"].items():
         print(f"  {key}: {value}")
@@ -757,6 +862,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary: dict[str, Any] = {}
     calls: list[Call] = []
     done: list[Fault] = []
+    load: list[dict[str, float]] = []
     try:
         with report.stage("host tools (podman, runc, catatonit, docker-compose, sipp)"):
             stack.ensure_host_tools()
@@ -790,16 +896,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             with report.stage("seed cards"):
                 from tests.faults import ledger
 
-                cards = on_database(lambda: seed_cards(120))
+                cards = on_database(lambda: seed_cards(150))
                 before = on_database(ledger.snapshot)
             with report.stage("calls through the faults"), Wire() as wire:
                 try:
-                    asyncio.run(faults(cluster, cards, calls, done))
+                    asyncio.run(faults(cluster, cards, calls, done, load))
                 finally:
                     read_heard(calls, wire, prompts)
             with report.stage("the database checked"):
                 in_db = on_database(lambda: check_database(calls, before, report))
         summary = summarise(calls, done, in_db)
+        summary["load_before_the_faults"] = load_figures(calls, load)
         summary["queue"] = queue
         print_summary(summary)
         check_faults(summary, report)
