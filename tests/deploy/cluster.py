@@ -39,6 +39,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import socket
 import sys
 import time
 import urllib.error
@@ -131,7 +132,9 @@ class Call:
             return f"audio stopped, the caller's BYE got {r.bye_status}"
         if r.ended_by in ("timeout", "error"):
             return f"call {r.ended_by}"
-        return f"no confirmation heard ({'+'.join(self.heard[-4:]) or 'nothing'})"
+        if not self.heard:
+            return f"heard nothing on port {self.media_port} ({r.summary()})"
+        return f"no confirmation heard ({'+'.join(self.heard[-4:])})"
 
 
 @dataclass
@@ -528,7 +531,6 @@ async def stream(
     cluster: Cluster, cards: list[Any], stop: asyncio.Event, calls: list[Call]
 ) -> None:
     """Callers through Kamailio, CALL_GAP_S apart, each on a card of its own, until told."""
-    from asterisk_local import caller
     from tests.faults.test_database_faults import new_pin_for
 
     running: list[asyncio.Task[None]] = []
@@ -539,13 +541,36 @@ async def stream(
         card = cards.pop()
         kind = ("change", "loss")[n % 2]
         call = Call(kind, card, new_pin_for(card) if kind == "change" else "", 0, time.time())
-        call.media_port = caller.free_udp_port()
+        call.media_port = media_port([c.media_port for c in calls if c.result is None])
         calls.append(call)
         running.append(asyncio.create_task(asyncio.to_thread(place, call, cluster.sip_port)))
         n += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), CALL_GAP_S)
     await asyncio.gather(*running)
+
+
+def media_port(in_use: Sequence[int]) -> int:
+    """An even UDP port for a caller's media, free with the three above it and four or
+    more away from every call still going: SIPp binds the ports after its media port too,
+    and a call whose port another SIPp holds hears nothing."""
+    from asterisk_local import caller
+
+    while True:
+        port = caller.free_udp_port()
+        if port % 2 or port > 65530 or any(abs(port - other) < 4 for other in in_use):
+            continue
+        if all(udp_free(port + n) for n in range(4)):
+            return port
+
+
+def udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def kill(service: str, cluster: Cluster) -> float:
@@ -741,9 +766,22 @@ def load_figures(calls: list[Call], load: list[dict[str, float]]) -> dict[str, A
     }
 
 
-def read_heard(calls: list[Call], wire: Any, prompts: Any) -> None:
+def read_heard(calls: list[Call], wire: Any, prompts: Any, log: Path) -> None:
+    """Each call's prompts as the wire carried them; every call written to `log` (no card
+    numbers or PINs: the call's kind, times, ports, SIP outcome and prompts)."""
+    lines = []
     for call in calls:
         call.heard = wire.heard(call.media_port, prompts).prompts()
+        lines.append(
+            {
+                "kind": call.kind,
+                "at": round(call.at, 2),
+                "media_port": call.media_port,
+                "result": call.result.summary() if call.result is not None else None,
+                "heard": call.heard,
+            }
+        )
+    log.write_text(json.dumps(lines, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
 async def check_database(calls: list[Call], before: Any, report: Report) -> dict[str, Any]:
@@ -902,7 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 try:
                     asyncio.run(faults(cluster, cards, calls, done, load))
                 finally:
-                    read_heard(calls, wire, prompts)
+                    read_heard(calls, wire, prompts, work / "calls.json")
             with report.stage("the database checked"):
                 in_db = on_database(lambda: check_database(calls, before, report))
         summary = summarise(calls, done, in_db)
