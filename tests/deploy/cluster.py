@@ -539,7 +539,8 @@ async def stream(
         if not cards:
             raise DeployTestFailed("not enough seeded cards for the stream")
         card = cards.pop()
-        kind = ("change", "loss")[n % 2]
+        # Two of a kind in turn: Kamailio's round robin then gives each node both kinds.
+        kind = ("change", "loss")[n // 2 % 2]
         call = Call(kind, card, new_pin_for(card) if kind == "change" else "", 0, time.time())
         call.media_port = media_port([c.media_port for c in calls if c.result is None])
         calls.append(call)
