@@ -71,7 +71,7 @@ PG_NODES = ("pg1", "pg2")
 LOADED = ("kamailio", "asterisk1", "asterisk2", "agi1", "agi2", "pg1", "pg2")
 RESULTS = ROOT / "bench" / "results" / "cluster-test.json"
 PROMPTS_IN_IMAGE = "/usr/share/asterisk/sounds/zh/ivr12333"
-# One caller every CALL_GAP_S seconds (a call lasts 35 to 45 s: about 13 at once); modest,
+# One caller every CALL_GAP_S seconds (a call lasts 41 to 49 s: about 13 at once); modest,
 # since this machine's two cores are shared.
 CALL_GAP_S = 3.0
 CALL_LIMIT_S = 150.0
@@ -81,7 +81,7 @@ CALL_LIMIT_S = 150.0
 WARM_UP_S = 60.0
 LOAD_FROM_S = 20.0
 # A fault's new calls: those placed this long after it. The next fault waits until they
-# have ended (the longest call, 40 to 45 s, with a margin).
+# have ended (the longest call, 49 s when answered at once).
 OBSERVE_S = 25.0
 CALL_MAX_S = 50.0
 # Calls placed this long after a fault began are past its reach and must be served.
