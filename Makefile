@@ -70,6 +70,14 @@ fresh-test:
 deploy-test: deps
 	$(BIN)/python -m tests.deploy.stack
 
+# The cluster deployment (docker/compose.cluster.yaml) run for real with real calls through
+# Kamailio while an Asterisk node, a FastAGI server and the database primary are killed; see
+# "The cluster test" in docker/README.md. Root; reuses deploy-test's images, builds what is
+# missing (about 20 minutes on a first run), not part of `make test`.
+.PHONY: cluster-test
+cluster-test: deps
+	$(BIN)/python -m tests.deploy.cluster
+
 deps: system-deps venv
 
 # apt only when something is missing, so a second run costs nothing. Debian starts its own

@@ -221,6 +221,10 @@ class Stack:
     values: dict[str, str]
     socket: Path
     service: subprocess.Popen[bytes] | None = None
+    # The compose project and its services (tests/deploy/cluster.py runs another one).
+    project: str = PROJECT
+    services: Sequence[str] = SERVICES
+    long_running: Sequence[str] = LONG_RUNNING
     _ticking: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -228,7 +232,8 @@ class Stack:
         return {**os.environ, "DOCKER_HOST": f"unix://{self.socket}"}
 
     def compose(self, *args: str, check: bool = True, timeout: float = 600) -> str:
-        command = ["docker-compose", "--project-name", PROJECT, "-f", str(self.resolved), *args]
+        command = ["docker-compose", "--project-name", self.project, "-f", str(self.resolved)]
+        command += args
         started = time.monotonic()
         proc = run(command, env=self.compose_env, check=False, timeout=timeout)
         with (self.work / "compose.log").open("a", encoding="utf-8") as log:
@@ -243,7 +248,7 @@ class Stack:
 
     def container(self, service: str) -> str:
         """The name of the service's container (compose 1.29: PROJECT_service_1)."""
-        return f"{PROJECT}_{service}_1"
+        return f"{self.project}_{service}_1"
 
     def state(self, service: str) -> dict[str, Any]:
         out = podman("inspect", "--format", "{{json .State}}", self.container(service), check=False)
@@ -259,7 +264,7 @@ class Stack:
     def start_health_ticker(self, every: float = 3.0) -> None:
         def tick() -> None:
             while not self._ticking.wait(every):
-                for service in LONG_RUNNING:
+                for service in self.long_running:
                     name = self.container(service)
                     run([PODMAN, "healthcheck", "run", name], check=False, timeout=60)
 
@@ -269,7 +274,8 @@ class Stack:
     def stop_health_ticker(self) -> None:
         self._ticking.set()
 
-    def wait_healthy(self, services: Sequence[str] = LONG_RUNNING, limit: float = 300) -> None:
+    def wait_healthy(self, services: Sequence[str] = (), limit: float = 300) -> None:
+        services = services or self.long_running
         deadline = time.monotonic() + limit
         status: dict[str, str] = {}
         while time.monotonic() < deadline:
@@ -318,7 +324,7 @@ class Stack:
     def save_logs(self, label: str) -> None:
         folder = self.work / f"logs-{label}"
         folder.mkdir(exist_ok=True)
-        for service in SERVICES:
+        for service in self.services:
             proc = run([PODMAN, "logs", self.container(service)], check=False)
             (folder / f"{service}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
 
@@ -373,7 +379,12 @@ def write_site(site: Path, agi_ports: Sequence[str], agent_port: int) -> None:
         os.chown(path, 333, 333)
 
 
-def resolve_compose(work: Path, env_file: Path) -> Path:
+def resolve_compose(
+    work: Path,
+    env_file: Path,
+    files: Sequence[Path] = (DOCKER / "compose.yaml", OVERRIDE),
+    project: str = PROJECT,
+) -> Path:
     """compose.yaml with the test's override merged in by `docker-compose config`, minus
     the published ports of services on the host's network.
 
@@ -388,13 +399,10 @@ def resolve_compose(work: Path, env_file: Path) -> Path:
         [
             "docker-compose",
             "--project-name",
-            PROJECT,
+            project,
             "--env-file",
             env_file,
-            "-f",
-            DOCKER / "compose.yaml",
-            "-f",
-            OVERRIDE,
+            *(arg for path in files for arg in ("-f", path)),
             "config",
         ]
     ).stdout
@@ -770,17 +778,18 @@ def restart_policy(stack: Stack, report: Report, service: str) -> None:
 
 def leftovers(stack: Stack) -> list[str]:
     found = []
-    label = f"label=com.docker.compose.project={PROJECT}"
+    label = f"label=com.docker.compose.project={stack.project}"
     containers = podman("ps", "-a", "--filter", label, "--format", "{{.Names}}").split()
     found += [f"container {c}" for c in containers]
-    volumes = [v for v in podman("volume", "ls", "--format", "{{.Name}}").split() if PROJECT in v]
+    volumes = podman("volume", "ls", "--format", "{{.Name}}").split()
+    volumes = [v for v in volumes if stack.project in v]
     found += [f"volume {v}" for v in volumes]
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         with contextlib.suppress(OSError):
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if PROJECT in cmdline or str(stack.socket) in cmdline:
+            if stack.project in cmdline or str(stack.socket) in cmdline:
                 found.append(f"process {proc.name}: {cmdline[:120]}")
     return found
 
