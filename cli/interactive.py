@@ -198,7 +198,7 @@ async def talk(
 
     async def keys(prompt_id: str, max_digits: int, timeout_ms: int) -> str:
         while True:
-            line = await front.read(secret=asks_for_pin(prompt_id, max_digits))
+            line = await front.read(secret=asks_for_pin(prompt_id))
             if line is None:
                 return HANG_UP
             group = valid_entry(line)

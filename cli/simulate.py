@@ -22,9 +22,6 @@ from ivr.fake_asterisk import HANG_UP, SILENCE, Transcript, check_groups
 if TYPE_CHECKING:
     from ivr.server import ServerError
 
-# Prompts asking for a PIN: what is keyed there is printed as dots.
-_PIN_PROMPT = re.compile(r"^enter-(new-)?pin")
-
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--script", default="main", help="AGI script to call (default main)")
@@ -161,7 +158,9 @@ def _prompt_text() -> Callable[[str], str]:
 
 
 def render(transcript: Transcript, text: Callable[[str], str]) -> list[str]:
-    """The call as lines: what the caller heard and what they keyed (PINs as `*`)."""
+    """The call as lines: what the caller heard and what they keyed (PINs as dots)."""
+    from ivr.simulator import asks_for_pin
+
     lines: list[str] = []
     spelled = False  # the previous line reads a number out key by key
     counted = False  # the previous line ends with a count ("two"), its sentence unfinished
@@ -177,7 +176,8 @@ def render(transcript: Transcript, text: Callable[[str], str]) -> list[str]:
             lines.append(f"🔊 {text(value)}")
         elif kind == "keys":
             shown = {SILENCE: "(silence)", "#": "# (alone)"}.get(value, value)
-            if _PIN_PROMPT.match(asked) and value not in (SILENCE, "#"):
+            # What is keyed for a PIN is printed as dots.
+            if asks_for_pin(asked) and value not in (SILENCE, "#"):
                 shown = re.sub(r"[^#]", "•", value)
             lines.append(f"☎ {shown}")
         elif kind == "missing":

@@ -7,7 +7,6 @@ how the call ended is said in the words of the interactive protocol.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +14,16 @@ from pathlib import Path
 from ivr.contract import NEXT_AGENT, NEXT_HANGUP, NEXT_UNAVAILABLE, VAR_NEXT
 from ivr.fake_asterisk import KeySource, Observer, Transcript, run_call
 from ivr.server import AgiServer, FlowFn, ServerError
+from prompts.catalogue import PIN_PROMPTS
 
-# The wire carries no "secret" mark on an entry, so a PIN entry is known by its prompt: any
-# prompt speaking of the PIN that takes more than one key (a menu key is no secret).
-_PIN_WORD = re.compile(r"(^|-)pin(-|$)")
 # 8 kHz, 16-bit signed linear: bytes per second of a built `.sln` prompt.
 SLN_BYTES_PER_SECOND = 16000
 
 
-def asks_for_pin(prompt_id: str, max_digits: int) -> bool:
-    """Whether the entry asked after `prompt_id` may be a PIN (never to be shown)."""
-    return max_digits > 1 and bool(_PIN_WORD.search(prompt_id))
+def asks_for_pin(prompt_id: str) -> bool:
+    """Whether what is keyed after `prompt_id` is a PIN (never to be shown). The wire
+    carries no "secret" mark on an entry, so a PIN entry is known by its prompt."""
+    return prompt_id in PIN_PROMPTS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
-from typing import NewType
+from typing import Literal, NewType, get_args
 
 from backend.settings import Settings, get_settings
 from ivr.contract import SOUNDS_SUBDIR
@@ -102,6 +102,18 @@ class Prompt(StrEnum):
     QUEUE_CALLSWAITING = "queue-callswaiting"
     QUEUE_THANKYOU = "queue-thankyou"
     QUEUE_TIMEOUT = "queue-timeout"
+
+
+# The prompts a PIN is keyed after. The flows ask for a PIN with these only (the type
+# says so), and the simulator hides what is keyed after them.
+PinPrompt = Literal[
+    Prompt.ENTER_PIN,
+    Prompt.ENTER_PIN_AGAIN,
+    Prompt.ENTER_NEW_PIN_RULES,
+    Prompt.ENTER_NEW_PIN,
+    Prompt.ENTER_NEW_PIN_AGAIN,
+]
+PIN_PROMPTS: frozenset[str] = frozenset(str(prompt) for prompt in get_args(PinPrompt))
 
 
 # A word in a number read aloud: digit-N, letter-x, count-N ("N times"), number-N (the

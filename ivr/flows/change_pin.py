@@ -10,7 +10,7 @@ from backend.outcomes import PinChanged, PinRejected, Proven
 from backend.services.change_pin import change_pin, new_pin_problem
 from ivr.caller import NoValidInput
 from ivr.flows.common import Call, Keyed, Served, ask_new_pin, prove, say_refusal, say_rule
-from prompts.catalogue import Prompt
+from prompts.catalogue import PinPrompt, Prompt
 
 NEW_PIN_TRIES = 3
 
@@ -26,7 +26,7 @@ def set_new_pin(call: Call, keyed: Keyed, proof: Proven) -> Served:
     """The new PIN twice, for a card just proven; the rules are said before the first."""
     for attempt in range(1, NEW_PIN_TRIES + 1):
         # Said once, as the first entry's prompt, so a key cuts them short.
-        prompt = Prompt.ENTER_NEW_PIN_RULES if attempt == 1 else Prompt.ENTER_NEW_PIN
+        prompt: PinPrompt = Prompt.ENTER_NEW_PIN_RULES if attempt == 1 else Prompt.ENTER_NEW_PIN
         new_pin = ask_new_pin(call, prompt)
         rule = new_pin_problem(
             new_pin, old_pin=keyed.pin, id_number=keyed.id_number, card_digits=keyed.card

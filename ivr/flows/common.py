@@ -31,7 +31,7 @@ from backend.settings import get_settings
 from ivr.agi.bridge import await_
 from ivr.caller import Caller
 from ivr.contract import NEXT_HANGUP, VAR_NEXT
-from prompts.catalogue import Prompt
+from prompts.catalogue import PinPrompt, Prompt
 
 T = TypeVar("T")
 log = structlog.get_logger("ivr.flows")
@@ -127,14 +127,14 @@ def ask_card_digits(call: Call) -> str:
     return digits
 
 
-def ask_pin(call: Call, prompt: Prompt = Prompt.ENTER_PIN) -> str:
+def ask_pin(call: Call, prompt: PinPrompt = Prompt.ENTER_PIN) -> str:
     call.at(prompt)
     return call.caller.ask(
         prompt, min_len=PIN_LENGTH, max_len=PIN_LENGTH, secret=True, check=_digits_only
     )
 
 
-def ask_new_pin(call: Call, prompt: Prompt) -> str:
+def ask_new_pin(call: Call, prompt: PinPrompt) -> str:
     """Any length is taken here, so a wrong length is answered by the length rule."""
     call.at(prompt)
     return call.caller.ask(

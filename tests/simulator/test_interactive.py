@@ -272,3 +272,27 @@ async def test_the_ivr_says_goodbye(database_url: str, sounds: Path) -> None:
     heard = [e["id"] for e in sim.events if e["event"] == "prompt"]
     assert heard[-4:] == ["digit-3", "digit-0", "digit-7", "goodbye"]
     assert await sim.finish() == (0, "")
+
+
+def test_pin_entries_are_known_by_their_prompts() -> None:
+    """What is keyed after a PIN prompt is hidden; menus that speak of the PIN, the card
+    number and the ID number are not PIN entries."""
+    from ivr.simulator import asks_for_pin
+    from prompts.catalogue import Prompt
+
+    for prompt in (
+        Prompt.ENTER_PIN,
+        Prompt.ENTER_PIN_AGAIN,
+        Prompt.ENTER_NEW_PIN_RULES,
+        Prompt.ENTER_NEW_PIN,
+        Prompt.ENTER_NEW_PIN_AGAIN,
+    ):
+        assert asks_for_pin(str(prompt)), prompt
+    for prompt in (
+        Prompt.LOSS_INITIAL_PIN_CHOICES,
+        Prompt.WRONG_PIN,
+        Prompt.CARD_MENU,
+        Prompt.ENTER_CARD_NUMBER,
+        Prompt.ENTER_ID_NUMBER,
+    ):
+        assert not asks_for_pin(str(prompt)), prompt
