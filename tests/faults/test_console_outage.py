@@ -73,5 +73,5 @@ async def test_console_during_and_after_an_outage(postgres: Postgres) -> None:
             assert response.headers["retry-after"], name
     assert pages["agent /nowhere"].status_code == 404
     assert "李明" in back.text  # the same session, the same agent
-    errors = (TEST_DATA / "faults-console.err").read_text(encoding="utf-8")
+    errors = (TEST_DATA / "faults-console.log").read_text(encoding="utf-8")
     assert "Traceback" not in errors
