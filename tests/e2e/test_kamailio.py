@@ -239,8 +239,10 @@ async def test_a_killed_node_is_taken_out_and_new_calls_go_to_the_other(
     lost = [p for p in cut if not p.ok]
     answered_after = [p for p in after if p.ok]
     first_ok = min((p.answered_at or 0) - killed_at for p in answered_after)
-    # From when on every new call is answered at once (under 1 s): the node is out.
-    slow = [p for p in after if not p.ok or (p.result.answer_after_s or 99) >= 1]
+    # From when on no new call is tried on the dead node first: such a call waits out
+    # Kamailio's 2 s INVITE timeout before the other node answers. (A direct answer slower
+    # than 1 s is a busy machine, not the dead node: it failed this bound once.)
+    slow = [p for p in after if not p.ok or (p.result.answer_after_s or 99) >= 2]
     out_after = max((p.at - killed_at for p in slow), default=0.0)
     figures = {
         "placed": len(placed),
