@@ -85,3 +85,23 @@ async def agi_server(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def refuses_calls(port: int) -> bool:
+    """Whether a connection to `port` on the loopback is refused."""
+    try:
+        _, writer = await asyncio.open_connection(HOST, port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+async def wait_until_refused(port: int, seconds: float = 5.0) -> None:
+    """Fails unless new connections to `port` are refused within `seconds` (a draining
+    server closes its listener first)."""
+    for _ in range(int(seconds / 0.05)):
+        if await refuses_calls(port):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still accepting calls {seconds:g} s after SIGTERM")

@@ -7,16 +7,7 @@ import signal
 from pathlib import Path
 
 from ivr.fake_asterisk import FakeCall
-from tests.agi_process import HOST, agi_server
-
-
-async def _refused(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection(HOST, port)
-    except ConnectionRefusedError:
-        return True
-    writer.close()
-    return False
+from tests.agi_process import HOST, agi_server, wait_until_refused
 
 
 async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
@@ -33,12 +24,7 @@ async def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
                 await asyncio.sleep(0.01)
 
         proc.send_signal(signal.SIGTERM)
-        for _ in range(100):
-            if await _refused(port):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("still accepting calls 5 s after SIGTERM")
+        await wait_until_refused(port)
 
         transcript = await running
         assert transcript.heard[-1] == "goodbye"

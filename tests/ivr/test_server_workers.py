@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ivr.fake_asterisk import FakeCall, Transcript, run_call
-from tests.agi_process import HOST, AgiProcess, agi_server
+from tests.agi_process import HOST, AgiProcess, agi_server, wait_until_refused
 
 
 def _worker_pids(served: AgiProcess) -> list[int]:
@@ -48,15 +48,6 @@ async def served(tmp_path: Path) -> AsyncIterator[AgiProcess]:
         yield server
 
 
-async def _refused(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection(HOST, port)
-    except ConnectionRefusedError:
-        return True
-    writer.close()
-    return False
-
-
 async def test_sigterm_drains_every_worker(served: AgiProcess) -> None:
     """Calls in progress on both workers all finish after SIGTERM; new ones are refused;
     the parent exits 0 once both workers drained."""
@@ -70,12 +61,7 @@ async def test_sigterm_drains_every_worker(served: AgiProcess) -> None:
             await asyncio.sleep(0.01)
 
     served.proc.send_signal(signal.SIGTERM)
-    for _ in range(100):
-        if await _refused(served.port):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("still accepting calls 5 s after SIGTERM")
+    await wait_until_refused(served.port)
 
     transcripts: list[Transcript] = [await task for _, task in calls]
     for transcript in transcripts:
