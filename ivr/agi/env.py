@@ -35,7 +35,8 @@ async def read_env(stream: AgiStream, seconds: float) -> dict[str, str]:
     `seconds` bounds the whole header, so a client that stalls mid-header (or trickles
     lines) cannot hold a connection open.
     """
-    deadline = asyncio.get_running_loop().time() + seconds
+    loop = stream.loop or asyncio.get_running_loop()
+    deadline = loop.time() + seconds
     # Asterisk sends the header in one write, which usually arrives just after the accept:
     # wait for it whole, then parse it at once. Anything unusual (a header in pieces past
     # one line's limit, the peer gone, a line the parser must judge) goes line by line.
@@ -43,7 +44,7 @@ async def read_env(stream: AgiStream, seconds: float) -> dict[str, str]:
         buffered = stream.buffered
         if stream.ended or b"\n\n" in buffered or len(buffered) > stream.limit:
             break
-        left = deadline - asyncio.get_running_loop().time()
+        left = deadline - loop.time()
         if left <= 0:
             raise TimeoutError
         await stream.line_ready(left)
@@ -54,7 +55,7 @@ async def read_env(stream: AgiStream, seconds: float) -> dict[str, str]:
         # Asterisk sends the header at once: lines are usually there without waiting.
         raw = stream.take_line()
         while raw is None:
-            left = deadline - asyncio.get_running_loop().time()
+            left = deadline - loop.time()
             if left <= 0:
                 raise TimeoutError
             await stream.line_ready(left)

@@ -1,11 +1,12 @@
 """One FastAGI socket as lines in and bytes out, and the file-like ends pyst2 talks to.
 
 `AgiStream` is the connection's asyncio protocol: it keeps what Asterisk sent in one buffer
-and hands out whole lines. A line already there costs no wait at all; otherwise one future
-is awaited (through the call's greenlet, `await_`). The reply time limit is one timer per
-connection, moved only when it fires early, not a timer per read: per AGI command this is
-one buffer split and at most one future, where a StreamReader under `asyncio.timeout` made
-several objects and a timer each time.
+and hands out whole lines. A line already there costs no wait at all; otherwise a call's
+flow parks and `data_received` switches straight back into it (`ivr.agi.bridge.resume`),
+and a coroutine awaits a future. The reply time limit is one timer per connection, moved
+only when it fires early, not a timer per read: per AGI command this is one buffer split
+and two greenlet switches, where a StreamReader under `asyncio.timeout` made several
+objects, a timer and a task wake-up each time.
 
 `LineReader` and `LineWriter` are what pyst2 reads replies from and writes commands to.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from ivr.agi.bridge import await_
+from ivr.agi.bridge import FlowGreenlet, await_, park, park_for_line, resume
 from ivr.agi.errors import AgiProtocolError, CallerHungUp
 
 # Asterisk's lines are short; a longer one is not Asterisk (and must not grow a buffer).
@@ -32,10 +33,15 @@ class AgiStream(asyncio.Protocol):
 
     def __init__(self, limit: int = LINE_LIMIT) -> None:
         self.transport: asyncio.Transport | None = None
+        # Kept, not asked for: `asyncio.get_running_loop()` makes a getpid() system call
+        # on Python 3.11, and every wait for a line needs the loop's clock.
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._limit = limit
         self._buffer = bytearray()
         self._closed = False
         self._waiter: asyncio.Future[None] | None = None
+        # A call's flow parked until a line (or the end, or the time limit) is there.
+        self._reader: FlowGreenlet | None = None
         # The reply time limit: when the wait in progress gives up, and the one timer
         # that checks it (moved forward only when it fires before that time).
         self._deadline = 0.0
@@ -49,16 +55,19 @@ class AgiStream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's are not asyncio.Transport subclasses).
         self.transport = cast(asyncio.Transport, transport)
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        waiter = self._waiter
-        if (
-            waiter is not None
-            and not waiter.done()
-            and (b"\n" in data or len(self._buffer) > self._limit)
-        ):
-            waiter.set_result(None)
+        if b"\n" in data or len(self._buffer) > self._limit:
+            reader = self._reader
+            if reader is not None:
+                self._reader = None
+                resume(reader)
+                return
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def eof_received(self) -> bool:
         self._closed = True
@@ -86,10 +95,18 @@ class AgiStream(asyncio.Protocol):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _wake(self) -> None:
+    def _wake(self, error: BaseException | None = None) -> None:
+        reader = self._reader
+        if reader is not None:
+            self._reader = None
+            resume(reader, error)
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
 
     def take_line(self) -> bytes | None:
         """The next whole line if one is buffered, `b""` once the peer closed and nothing
@@ -127,15 +144,31 @@ class AgiStream(asyncio.Protocol):
 
     def line_ready(self, seconds: float) -> asyncio.Future[None]:
         """A future done when a line (or the end) may be taken, or failing with
-        TimeoutError after `seconds`."""
-        loop = asyncio.get_running_loop()
+        TimeoutError after `seconds` (for coroutines)."""
+        loop = self._running_loop()
         waiter = loop.create_future()
         self._waiter = waiter
-        now = loop.time()
-        self._deadline = now + seconds
+        self._limit_wait(loop, seconds)
+        return waiter
+
+    def wait_line(self, seconds: float) -> None:
+        """From a call's flow: return once a line (or the end) may be taken; raise
+        TimeoutError after `seconds`. The flow parks; `data_received` resumes it."""
+        flow = park_for_line()
+        self._limit_wait(self._running_loop(), seconds)
+        self._reader = flow
+        try:
+            park(flow)
+        finally:
+            self._reader = None  # also when something else ended the wait (a cancellation)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        return self.loop or asyncio.get_running_loop()
+
+    def _limit_wait(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self._deadline = loop.time() + seconds
         if self._timer is None or self._timer_at > self._deadline:
             self._arm(loop, self._deadline)
-        return waiter
 
     def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
         if self._timer is not None:
@@ -146,11 +179,11 @@ class AgiStream(asyncio.Protocol):
     def _check_deadline(self) -> None:
         self._timer = None
         waiter = self._waiter
-        if waiter is None or waiter.done():
+        if self._reader is None and (waiter is None or waiter.done()):
             return  # nothing waiting: the next wait arms the timer again
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         if loop.time() >= self._deadline:
-            waiter.set_exception(TimeoutError())
+            self._wake(TimeoutError())
         else:
             self._arm(loop, self._deadline)
 
@@ -175,7 +208,7 @@ class AgiStream(asyncio.Protocol):
         """A future done once the transport takes writes again (or the peer left)."""
         drained = self._drained
         if drained is None or drained.done():
-            drained = self._drained = asyncio.get_running_loop().create_future()
+            drained = self._drained = self._running_loop().create_future()
         if not self.must_wait_to_write():
             drained.set_result(None)
         return drained
@@ -215,7 +248,7 @@ class LineReader:
         try:
             line = stream.take_line()
             while line is None:
-                await_(stream.line_ready(self.timeout))
+                stream.wait_line(self.timeout)
                 line = stream.take_line()
         except TimeoutError:
             raise CallerHungUp(f"no reply from Asterisk within {self.timeout:g} s") from None

@@ -638,7 +638,7 @@ async def test_fastagi_server_killed_mid_call(
 
 def live_flow_greenlets() -> int:
     """Call flows started and not finished, in this process."""
-    return sum(1 for o in gc.get_objects() if isinstance(o, FlowGreenlet) and not o.dead)
+    return sum(1 for o in gc.get_objects() if isinstance(o, FlowGreenlet) and o.in_call)
 
 
 def established(port: int) -> int:
