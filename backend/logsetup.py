@@ -212,10 +212,18 @@ Stream = Literal["stdout", "stderr"]
 
 
 def configure_logging(
-    level: str = "info", log_file: Path | None = None, stream: Stream | None = "stderr"
+    level: str = "info",
+    log_file: Path | None = None,
+    stream: Stream | None = "stderr",
+    *,
+    cache: bool = False,
 ) -> None:
     """Servers log to stdout (what a container's log collector reads); commands whose
-    stdout is their answer log to stderr; tests log to a file only (`stream=None`)."""
+    stdout is their answer log to stderr; tests log to a file only (`stream=None`).
+
+    `cache`: for a process that configures once (a server, a command): each logger is
+    built on its first use and kept, where otherwise every log call builds it again
+    (tests configure more than once in one process, so they do not cache)."""
     streams: list[TextIO] = []
     if stream is not None:
         streams.append(sys.stdout if stream == "stdout" else sys.stderr)
@@ -233,7 +241,7 @@ def configure_logging(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(_Tee(streams)),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
     root = logging.getLogger()
     if _library_handler not in root.handlers:
@@ -268,4 +276,4 @@ def configure_from_settings(stream: Stream = "stderr") -> None:
     from backend.settings import get_settings
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_file, stream)
+    configure_logging(settings.log_level, settings.log_file, stream, cache=True)

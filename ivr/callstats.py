@@ -91,7 +91,11 @@ class MeasuredChannel(AgiChannel):
             self._replied = time.monotonic()
 
     def set_variable(self, name: str, value: str) -> None:
-        self._timed("set_variable", lambda: super(MeasuredChannel, self).set_variable(name, value))
+        _STEP["set_variable"].observe(time.monotonic() - self._replied)
+        try:
+            super().set_variable(name, value)
+        finally:
+            self._replied = time.monotonic()
         if name == VAR_NEXT:
             self.next_step = value
         elif name == VAR_AGENT_REASON:
@@ -129,12 +133,25 @@ def counted(
         finally:
             metrics.CALLS_IN_PROGRESS.dec()
             seconds = time.monotonic() - started
-            metrics.CALLS.labels(script, outcome).inc()
-            metrics.CALL_SECONDS.labels(outcome).observe(seconds)
+            _child(metrics.CALLS, script, outcome).inc()
+            _child(metrics.CALL_SECONDS, outcome).observe(seconds)
             reason = channel.agent_reason if outcome == "agent" else ""
             _write_later(info.call_id, script, outcome, reason, seconds)
 
     return run
+
+
+# Metric children by their labels, looked up once: `labels()` takes a lock each time. The
+# label values are bounded (`metrics.bounded`), so this stays small.
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def _ended(channel: MeasuredChannel, tally: CallTally, *, hung_up: bool) -> str:

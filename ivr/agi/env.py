@@ -75,31 +75,35 @@ async def read_env(stream: AgiStream, seconds: float) -> dict[str, str]:
 
 
 def _whole_header(stream: AgiStream) -> dict[str, str] | None:
-    """The environment at once when it has all arrived, as it usually has (one split, not
-    a take per line); None, with nothing taken, in any case the line-by-line read must
-    judge (not all there, too many lines, an over-long line). Same parsing as there."""
+    """The environment at once when it has all arrived, as it usually has (one decode and
+    one split, not a take per line); None, with nothing taken, in any case the line-by-line
+    read must judge (not all there, too many lines, an over-long line, a blank line before
+    the end). Same parsing as there."""
     buffer = stream.buffered
     end = buffer.find(b"\n\n")
     if end < 0:
         return None
+    block = bytes(buffer[:end])
+    raw_lines = block.split(b"\n")
+    if len(raw_lines) >= MAX_ENV_LINES or max(map(len, raw_lines)) > stream.limit:
+        return None
     env: dict[str, str] = {}
-    taken = 0
-    for index, raw in enumerate(bytes(buffer[: end + 2]).split(b"\n")[:-1]):
-        if index >= MAX_ENV_LINES or len(raw) > stream.limit:
-            return None
-        taken += len(raw) + 1
-        line = raw.decode("utf-8", errors="replace").strip()
-        if not line:
-            stream.discard(taken)
-            return env
+    for line in block.decode("utf-8", errors="replace").split("\n"):
         key, sep, value = line.partition(":")
-        if sep and key.strip():
-            env[key.strip()] = value.strip()
-    return None  # not reached: the block ends with an empty line
+        if sep:
+            key = key.strip()
+            if key:
+                env[key] = value.strip()
+        elif not line.strip():
+            return None  # a blank line ends the header early: the line-by-line read's case
+    stream.discard(end + 2)
+    return env
 
 
 def clean_text(value: str, limit: int) -> str:
     """Drop control and format characters and cut to `limit` characters."""
+    if value.isprintable():  # no character of category C (nor Z but the space): as it is
+        return value[:limit]
     kept = (ch for ch in value if unicodedata.category(ch)[0] != "C")
     return "".join(kept)[:limit]
 
