@@ -14,12 +14,14 @@ taken from the audit rows a use case writes, once its transaction has committed
 from __future__ import annotations
 
 import contextvars
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 from prometheus_client.registry import Collector
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
@@ -82,10 +84,67 @@ CALL_SECONDS: Final = Histogram(
     buckets=(5, 15, 30, 45, 60, 90, 120, 180, 300, 600),
     registry=REGISTRY,
 )
-AGI_STEP_SECONDS: Final = Histogram(
+
+
+class LoopHistogram(Collector):
+    """A histogram with one label, observed and scraped on the event loop's thread only:
+    plain counts, no lock. prometheus_client's Histogram takes two locks an observation,
+    and the FastAGI server observes every AGI command of every call; its /metrics is
+    served on the same loop (`backend.health`), so a scrape never sees half an
+    observation. Label values are fixed up front (`child`), like `bounded` labels."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        values: Iterable[str],
+        buckets: tuple[float, ...],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._label = label
+        self._bounds = buckets
+        self._children = {value: LoopHistogramChild(buckets) for value in values}
+        registry.register(self)
+
+    def child(self, value: str) -> LoopHistogramChild:
+        return self._children[value]
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self._name, self._documentation, labels=[self._label])
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=[self._label])
+        for value, child in self._children.items():
+            cumulative, buckets = 0, []
+            for bound, count in zip((*self._bounds, float("inf")), child.counts, strict=True):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            family.add_metric([value], buckets, child.total)
+        yield family
+
+
+class LoopHistogramChild:
+    __slots__ = ("_bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self._bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, amount: float) -> None:
+        # Prometheus buckets are "less than or equal": the first bound >= amount.
+        self.counts[bisect_left(self._bounds, amount)] += 1
+        self.total += amount
+
+
+AGI_STEP_SECONDS: Final = LoopHistogram(
     "ivr12333_agi_step_seconds",
     "Server time from Asterisk's reply (or the call's environment) to the next command.",
-    ["command"],
+    "command",
+    (*AGI_COMMANDS, "other"),
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )

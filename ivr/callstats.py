@@ -57,9 +57,9 @@ _writer: asyncio.Task[None] | None = None
 _INSERT: Final = insert(call_outcomes)
 
 
-# One histogram child per command, looked up once (labels() takes a lock each time).
-_STEP: Final = {name: metrics.AGI_STEP_SECONDS.labels(name) for name in metrics.AGI_COMMANDS}
-_STEP_OTHER: Final = metrics.AGI_STEP_SECONDS.labels("other")
+# One histogram child per command, looked up once.
+_STEP: Final = {name: metrics.AGI_STEP_SECONDS.child(name) for name in metrics.AGI_COMMANDS}
+_STEP_OTHER: Final = metrics.AGI_STEP_SECONDS.child("other")
 # The same children by verb as sent ("STREAM FILE"), so a step costs one lookup.
 _STEP_BY_VERB: Final = {name.upper().replace("_", " "): child for name, child in _STEP.items()}
 

@@ -41,7 +41,7 @@ class QuietAGI(AGI):  # type: ignore[misc]  # pyst2 has no type information
         self.stdout = stdout
         self.stderr = NullSink()
         self._got_sighup = False
-        self.env = dict(env)
+        self.env = env
         self.verb = ""
         self.last_reply: Reply | None = None
         self.hung_up = False
@@ -59,10 +59,11 @@ class QuietAGI(AGI):  # type: ignore[misc]  # pyst2 has no type information
         self._secret_next = True
 
     def send_command(self, command: str, *args: Any) -> None:
-        self.verb = command.strip().upper()
+        command = command.strip()
+        self.verb = command.upper()
         self.secret_entry, self._secret_next = self._secret_next, False
         # pyst2's own formatting, without its copy of every command to stderr.
-        line = f"{command.strip()} {' '.join(map(str, args))}".strip()
+        line = f"{command} {' '.join(map(str, args))}".rstrip() if args else command
         self.stdout.send_line(line)
 
     def execute(self, command: str, *args: Any) -> dict[str, tuple[str, str]]:
