@@ -22,7 +22,6 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 
@@ -121,9 +120,14 @@ class LoopHistogram(Collector):
             cumulative, buckets = 0, []
             for bound, count in zip((*self._bounds, float("inf")), child.counts, strict=True):
                 cumulative += count
-                buckets.append((floatToGoString(bound), cumulative))
+                buckets.append((_bucket_bound(bound), cumulative))
             family.add_metric([value], buckets, child.total)
         yield family
+
+
+def _bucket_bound(bound: float) -> str:
+    """The `le` label as Prometheus writes it: 0.0005, 1.0, +Inf."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
 class LoopHistogramChild:
