@@ -233,3 +233,27 @@ async def test_unwritable_call_rows_cost_one_connection_attempt_a_second(tmp_pat
     # One attempt at the first call's end, then at most one a second (and one at the drain).
     assert 1 <= len(attempts) <= 2 + int(elapsed), (len(attempts), elapsed)
     assert sum(int(str(a["calls"])) for a in attempts) == 30
+
+
+def test_loop_histogram_reads_as_a_prometheus_histogram() -> None:
+    """The lock-free step histogram: an observation on a bound falls in that bound's bucket
+    ("less than or equal"), buckets add up, and the parser reads it as a histogram."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from backend.metrics import LoopHistogram
+
+    registry = CollectorRegistry()
+    steps = LoopHistogram("t_step_seconds", "test", "command", ("a", "b"), (0.1, 1.0), registry)
+    for amount in (0.05, 0.1, 0.5, 7.0):
+        steps.child("a").observe(amount)
+    (family,) = text_string_to_metric_families(generate_latest(registry).decode())
+    assert family.type == "histogram"
+    got = {
+        (s.name, s.labels.get("le")): s.value for s in family.samples if s.labels["command"] == "a"
+    }
+    assert got[("t_step_seconds_bucket", "0.1")] == 2
+    assert got[("t_step_seconds_bucket", "1.0")] == 3
+    assert got[("t_step_seconds_bucket", "+Inf")] == 4
+    assert got[("t_step_seconds_count", None)] == 4
+    assert got[("t_step_seconds_sum", None)] == pytest.approx(7.65)
+    assert {s.labels["command"] for s in family.samples} == {"a", "b"}
