@@ -201,6 +201,14 @@ class AgiStream(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(data)
 
+    def send(self, data: bytes) -> bool:
+        """Write `data` unless the connection is closing (then False)."""
+        transport = self.transport
+        if self._closed or transport is None or transport.is_closing():
+            return False
+        transport.write(data)
+        return True
+
     def must_wait_to_write(self) -> bool:
         return self._write_paused and not self._closed
 
@@ -246,7 +254,8 @@ class LineReader:
     def readline(self) -> str:
         stream = self._stream
         try:
-            line = stream.take_line()
+            # The reply is rarely there yet: Asterisk has only just been sent the command.
+            line = stream.take_line() if stream.buffered or stream.ended else None
             while line is None:
                 stream.wait_line(self.timeout)
                 line = stream.take_line()
@@ -284,8 +293,7 @@ class LineWriter:
 
     def _send(self, data: bytes) -> None:
         stream = self._stream
-        if stream.closing:
+        if not stream.send(data):
             raise CallerHungUp("connection closed")
-        stream.write(data)
         if stream.must_wait_to_write():
             await_(stream.drained())
