@@ -66,7 +66,7 @@ def mask_processor(
             event_dict[key] = _REDACTED
         # Most values are short strings and numbers: no call for them (a line a call).
         elif type(value) is str:
-            if _EIGHT_DIGITS_RE.search(value) is not None:
+            if len(value) >= 8 and _EIGHT_DIGITS_RE.search(value) is not None:
                 event_dict[key] = scrub(value)
         elif type(value) not in _PLAIN:
             event_dict[key] = _scrub_value(value)
@@ -165,20 +165,17 @@ def forget_frames(exc: BaseException) -> None:
 
 class _Tee:
     """Writes each JSON line to the process's stdout or stderr and, when configured, to a
-    file: the whole line, newline included, in one write. `print` writes the text and its
-    newline apart, and unbuffered (PYTHONUNBUFFERED, as in the images) each is a syscall
-    of its own, so worker processes sharing one stdout ran their lines together."""
+    file: the whole line, newline included, in one write (structlog's WriteLogger hands
+    it over whole). Written in pieces, and unbuffered (PYTHONUNBUFFERED, as in the
+    images), each piece is a syscall of its own, and worker processes sharing one stdout
+    ran their lines together."""
 
     def __init__(self, streams: list[TextIO]) -> None:
         self._streams = streams
-        self._pending = ""
 
     def write(self, text: str) -> int:
-        self._pending += text
-        if "\n" in self._pending:
-            whole, _, self._pending = self._pending.rpartition("\n")
-            for stream in self._streams:
-                stream.write(whole + "\n")
+        for stream in self._streams:
+            stream.write(text)
         return len(text)
 
     def flush(self) -> None:
@@ -233,14 +230,15 @@ def configure_logging(
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
             exception_processor,
             mask_processor,
+            # Added after the masking, which their values (made here) do not need.
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(_Tee(streams)),  # type: ignore[arg-type]
+        logger_factory=structlog.WriteLoggerFactory(_Tee(streams)),  # type: ignore[arg-type]
         cache_logger_on_first_use=cache,
     )
     root = logging.getLogger()
