@@ -132,13 +132,20 @@ def _write_call_pcap(path: Path, card: FlowCard, new_pin: str) -> None:
     write_pcap(path, packets)
 
 
-_FAILED_CALLS = re.compile(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)")
+_SUCCESSFUL_CALLS = re.compile(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)")
 
 
-def sipp_failed_calls(output: str) -> int | None:
-    """The cumulative "Failed call" count of SIPp's last statistics screen, if it printed one."""
-    counts = _FAILED_CALLS.findall(output)
-    return int(counts[-1]) if counts else None
+def sipp_failed_calls(output: str, placed: int, exit_code: int) -> int:
+    """Calls SIPp did not count successful, from its last statistics screen.
+
+    A call still in progress at SIPp's `-timeout` is neither successful nor failed in its
+    counters; it failed here. With no screen printed (SIPp stopped at once), all failed
+    unless SIPp exited 0.
+    """
+    counts = _SUCCESSFUL_CALLS.findall(output)
+    if not counts:
+        return placed if exit_code != 0 else 0
+    return max(placed - int(counts[-1]), 0)
 
 
 @dataclass
@@ -185,10 +192,7 @@ def _sipp(
     finally:
         fields.unlink(missing_ok=True)
     output = proc.stdout + proc.stderr
-    failed = sipp_failed_calls(output)
-    if failed is None:
-        failed = n if proc.returncode != 0 else 0
-    return SippRun([proc.returncode], failed, output[-1500:])
+    return SippRun([proc.returncode], sipp_failed_calls(output, n, proc.returncode), output[-1500:])
 
 
 def _free_port_pairs(n: int) -> list[tuple[int, int]]:
@@ -219,21 +223,25 @@ def _free_port_pairs(n: int) -> list[tuple[int, int]]:
     return pairs
 
 
+def _call_command(sip_port: int, scenario: Path, pcap: Path, ports: tuple[int, int]) -> list[str]:
+    """SIPp's command line for one call with audio: the pcap's path, never keys."""
+    own_sip, media = ports
+    return [
+        "sipp", f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-key", "pcap", str(pcap),
+        "-s", "12333", "-m", "1", "-l", "1", "-p", str(own_sip),
+        "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", str(media),
+        "-timeout", f"{round(CALL_TIMEOUT)}s", "-timeout_error", "-nostdin",
+    ]  # fmt: skip
+
+
 async def _sipp_call(
     work: Path, sip_port: int, scenario: Path, pcap: Path, ports: tuple[int, int], delay: float
 ) -> tuple[int, bool, str]:
     """One SIPp process, one call (-m 1 -l 1), its stream from `pcap` (a path, no keys):
     its exit code, whether SIPp counted the call failed, and the end of its output."""
     await asyncio.sleep(delay)
-    own_sip, media = ports
-    command = [
-        "sipp", f"127.0.0.1:{sip_port}", "-sf", str(scenario), "-key", "pcap", str(pcap),
-        "-s", "12333", "-m", "1", "-l", "1", "-p", str(own_sip),
-        "-i", "127.0.0.1", "-mi", "127.0.0.1", "-mp", str(media),
-        "-timeout", f"{round(CALL_TIMEOUT)}s", "-timeout_error", "-nostdin",
-    ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        *command,
+        *_call_command(sip_port, scenario, pcap, ports),
         cwd=work,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -242,8 +250,7 @@ async def _sipp_call(
     out, _ = await proc.communicate()
     output = out.decode(errors="replace")
     code = proc.returncode if proc.returncode is not None else -1
-    failed = sipp_failed_calls(output)
-    return code, bool(failed) if failed is not None else code != 0, output[-1500:]
+    return code, sipp_failed_calls(output, 1, code) > 0, output[-1500:]
 
 
 async def _sipp_with_audio(

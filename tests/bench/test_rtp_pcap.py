@@ -12,7 +12,6 @@ import pytest
 
 from asterisk_local.caller import key_group_ms, parse_keys
 from bench.rtp_pcap import (
-    END_REPEATS,
     PCMU,
     SAMPLES_PER_PACKET,
     TELEPHONE_EVENT,
@@ -25,6 +24,7 @@ from bench.rtp_pcap import (
 
 TONE_MS = 150
 TONE_PACKETS = 8  # ceil(150 / 20)
+END_REPEATS = 3  # RFC 4733 section 2.5.1.4: the end packet is sent three times
 
 
 @dataclass(frozen=True)
