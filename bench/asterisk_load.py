@@ -1,22 +1,30 @@
 """Real calls through the local Asterisk 22: N concurrent SIPp callers each key a PIN change.
 
     .venv/bin/python -m bench.asterisk_load --calls 100,200,300 --rate 20
+    .venv/bin/python -m bench.asterisk_load --audio --calls 10,30 --rate 5
 
-For each N in `--calls` (rising), one SIPp process places N calls (`-l N -r RATE -m N`) to
-12333 at a local Asterisk (instance `bench`, its own SIP port) whose dialplan hands calls to
+For each N in `--calls` (rising), N calls are placed at RATE a second to 12333 at a local
+Asterisk (instance `bench`, its own SIP port) whose dialplan hands calls to
 `ivr12333 agi serve` (`--workers`) on a PostgreSQL of the bench's own (see `bench.flow`).
 Each call keys, as RFC 4733 events, the card menu's 2, then its own card's number, PIN, ID
-number and a new PIN twice (from SIPp's injection file), with the README call's pauses. A
-call counts when its card's stored hash matches the new PIN afterwards: every key was
-recognised and the change was made. Each step reports the calls changed and failed and the
-CPU of Asterisk and of the FastAGI server; the run stops at the first step with a failure.
-The callers send key events only, no voice: Asterisk's audio to them is its side's load.
+number and a new PIN twice, with the README call's pauses. A call counts when its card's
+stored hash matches the new PIN afterwards: every key was recognised and the change was
+made. Each step reports the calls changed and failed, the calls SIPp did not count
+successful, and the CPU of Asterisk, of the FastAGI server and of SIPp; the run stops at
+the first step with a failure.
+
+By default the callers send key events only, no voice (one SIPp process, `-l N -r RATE
+-m N`, the keys from its injection file). With `--audio` each caller sends what a phone
+sends: one RTP stream from the answer on, 20 ms G.711 packets of quiet noise in which each
+key's events take the place of the audio (`bench.rtp_pcap`), written per call to a private
+pcap file and played by a SIPp process of its own (`play_pcap_audio`, `-m 1`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -28,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,27 +262,33 @@ async def _sipp_call(
     return code, sipp_failed_calls(output, 1, code) > 0, output[-1500:]
 
 
-async def _sipp_with_audio(
-    work: Path, sip_port: int, rate: float, batch: list[FlowCard], new_pins: list[str]
-) -> SippRun:
+@contextlib.contextmanager
+def _call_pcaps(
+    work: Path, batch: list[FlowCard], new_pins: list[str], audio: bool
+) -> Iterator[list[Path]]:
+    """With `audio`, each call's stream as a private pcap (`call-N.pcap`), removed after."""
+    pcaps = [work / f"call-{n}.pcap" for n in range(len(batch))] if audio else []
+    try:
+        for pcap, card, new_pin in zip(pcaps, batch, new_pins, strict=False):
+            _write_call_pcap(pcap, card, new_pin)
+        yield pcaps
+    finally:
+        for pcap in pcaps:
+            pcap.unlink(missing_ok=True)
+
+
+async def _sipp_with_audio(work: Path, sip_port: int, rate: float, pcaps: list[Path]) -> SippRun:
     """One SIPp process a call, started RATE a second, each playing its own pcap: audio,
     and the call's keys as RFC 4733 events in the same stream."""
     scenario = work / "caller-audio.xml"
     scenario.write_text(_audio_scenario(), encoding="utf-8")
-    pcaps = [work / f"call-{n}.pcap" for n in range(len(batch))]
-    try:
-        for pcap, card, new_pin in zip(pcaps, batch, new_pins, strict=True):
-            _write_call_pcap(pcap, card, new_pin)
-        ports = _free_port_pairs(len(batch))
-        results = await asyncio.gather(
-            *(
-                _sipp_call(work, sip_port, scenario, pcap, pair, n / rate)
-                for n, (pcap, pair) in enumerate(zip(pcaps, ports, strict=True))
-            )
+    ports = _free_port_pairs(len(pcaps))
+    results = await asyncio.gather(
+        *(
+            _sipp_call(work, sip_port, scenario, pcap, pair, n / rate)
+            for n, (pcap, pair) in enumerate(zip(pcaps, ports, strict=True))
         )
-    finally:
-        for pcap in pcaps:
-            pcap.unlink(missing_ok=True)
+    )
     # The output of a failed call, or else of the last.
     tail = next((out for code, failed, out in results if code or failed), results[-1][2])
     return SippRun([code for code, _, _ in results], sum(f for _, f, _ in results), tail)
@@ -294,20 +309,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for n in sorted(args.calls):
                 batch = cards[:n]
                 new_pins = [PINS[1] if c.pin == PINS[0] else PINS[0] for c in batch]
-                ast0, srv0, t0 = _cpu_seconds(instance.pid), server.cpu_seconds(), time.monotonic()
-                sipp0 = _children_cpu()
-                print(f"== {n} calls at {args.rate:g}/s", flush=True)
-
-                if args.audio:
-                    sipp = await _sipp_with_audio(Path(tmp), sip_port, args.rate, batch, new_pins)
-                else:
-                    sipp = await asyncio.to_thread(
-                        _sipp, Path(tmp), sip_port, args.rate, batch, new_pins
-                    )
-                wall = time.monotonic() - t0
-                ast_cpu = _cpu_seconds(instance.pid) - ast0
-                srv_cpu = server.cpu_seconds() - srv0
-                sipp_cpu = _children_cpu() - sipp0
+                # The streams are written before the step's clock starts: they stand for
+                # the callers' phones, not for load on the system under test.
+                with _call_pcaps(Path(tmp), batch, new_pins, args.audio) as pcaps:
+                    ast0, srv0 = _cpu_seconds(instance.pid), server.cpu_seconds()
+                    sipp0, t0 = _children_cpu(), time.monotonic()
+                    print(f"== {n} calls at {args.rate:g}/s", flush=True)
+                    if args.audio:
+                        sipp = await _sipp_with_audio(Path(tmp), sip_port, args.rate, pcaps)
+                    else:
+                        sipp = await asyncio.to_thread(
+                            _sipp, Path(tmp), sip_port, args.rate, batch, new_pins
+                        )
+                    wall = time.monotonic() - t0
+                    ast_cpu = _cpu_seconds(instance.pid) - ast0
+                    srv_cpu = server.cpu_seconds() - srv0
+                    sipp_cpu = _children_cpu() - sipp0
                 for card, new_pin in zip(batch, new_pins, strict=True):
                     card.pin = new_pin
                 wrong = await _check_database(batch)
@@ -362,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--audio",
         action="store_true",
-        help="callers also send audio (quiet noise, G.711 RTP) for the whole call",
+        help="callers send one RTP stream as a phone does: G.711 quiet noise, keys' events in it",
     )
     p.add_argument("--keep-logs", type=Path, default=None, help="copy the logs to this dir")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "asterisk-latest.json")
