@@ -1,0 +1,92 @@
+"""`make bench-asterisk --audio`'s pieces that need no Asterisk: the scenario and the call's
+stream keep the key plan's timing, keys reach only the private pcap, and SIPp's own count of
+failed calls is read right."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from asterisk_local.caller import DEFAULT_TONE_MS, key_group_ms, parse_keys
+from bench.asterisk_load import (
+    AUDIO_TAIL_MS,
+    KEY_PLAN,
+    _audio_scenario,
+    _call_command,
+    _call_keys,
+    _scenario,
+    _write_call_pcap,
+    sipp_failed_calls,
+)
+from bench.flow import FlowCard
+from bench.rtp_pcap import PACKET_MS
+from tests.bench.test_rtp_pcap import _events, _read_pcap
+
+CARD = FlowCard(card_number="12345678", id_number="11010519491231002X", pin="384729")
+
+# The end of SIPp 3.6.1's output after a call still in progress at -timeout: neither
+# successful nor failed in its counters.
+TIMED_OUT = """\
+  Successful call        |        0                  |        0
+  Failed call            |        0                  |        0
+-------------------------+---------------------------+--------------------------
+"""
+TWO_OF_THREE = """\
+  Successful call        |        1                  |        1
+  Failed call            |        0                  |        0
+  Successful call        |        1                  |        2
+  Failed call            |        1                  |        1
+"""
+
+
+def _waits_ms(scenario: str) -> int:
+    return sum(int(ms) for ms in re.findall(r'<recv request="BYE" timeout="(\d+)"', scenario))
+
+
+def test_audio_scenario_lasts_as_the_key_plan() -> None:
+    """The audio scenario sends no key events itself, plays the pcap named on the command
+    line, and waits exactly as long as the key-events scenario does."""
+    audio, events = _audio_scenario(), _scenario()
+    assert "play_dtmf" not in audio
+    assert audio.count('play_pcap_audio="[pcap]"') == 1
+    assert audio.index("play_pcap_audio") < audio.index('<recv request="BYE"')
+    assert _waits_ms(audio) == _waits_ms(events)
+    steps = parse_keys(KEY_PLAN)
+    assert _waits_ms(audio) == sum(
+        key_group_ms(s.keys, DEFAULT_TONE_MS) if s.keys else round(s.seconds * 1000) for s in steps
+    )
+
+
+def test_call_keys_are_the_cards_own() -> None:
+    """Each placeholder of the plan becomes the card's own keys, the new PIN twice."""
+    keys = _call_keys(CARD, "591736").split()
+    groups = [k for k in keys if not k.startswith("wait:")]
+    assert groups == ["2", "12345678#", "384729#", "11010519491231002*#", "591736#", "591736#"]
+    assert [k for k in keys if k.startswith("wait:")] == [
+        k for k in KEY_PLAN.split() if k.startswith("wait:")
+    ]
+
+
+def test_keys_go_to_a_private_pcap_not_the_command_line(tmp_path: Path) -> None:
+    """The pcap is 0600, lasts the plan plus the tail, and holds the card's keys in order
+    as events; SIPp's argv holds its path only."""
+    pcap = tmp_path / "call-0.pcap"
+    _write_call_pcap(pcap, CARD, "591736")
+    assert pcap.stat().st_mode & 0o777 == 0o600
+    packets = _read_pcap(pcap)
+    assert len(packets) == (_waits_ms(_audio_scenario()) + AUDIO_TAIL_MS) // PACKET_MS
+    codes = "".join("0123456789*#"[run[0].payload[0]] for run in _events(packets))
+    assert codes == "2" + "12345678#" + "384729#" + "11010519491231002*#" + "591736#" * 2
+    command = " ".join(_call_command(5060, tmp_path / "s.xml", pcap, (40000, 40002)))
+    for secret in ("384729", "591736", "12345678", "11010519491231002"):
+        assert secret not in command
+    assert str(pcap) in command
+
+
+def test_sipp_failed_calls_counts_what_sipp_did_not_call_successful() -> None:
+    """A call still running at SIPp's -timeout is failed although SIPp's "Failed call"
+    says 0; the last screen counts; with no screen, the exit code decides."""
+    assert sipp_failed_calls(TIMED_OUT, 1, 255) == 1
+    assert sipp_failed_calls(TWO_OF_THREE, 3, 1) == 1
+    assert sipp_failed_calls("", 3, 0) == 0
+    assert sipp_failed_calls("", 3, 255) == 3
