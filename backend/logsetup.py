@@ -24,7 +24,6 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-from backend.masking import EIGHT_DIGITS_RE as _EIGHT_DIGITS_RE
 from backend.masking import scrub
 
 # Keys whose values are never written, whatever they hold.
@@ -66,7 +65,7 @@ def mask_processor(
             event_dict[key] = _REDACTED
         # Most values are short strings and numbers: no call for them (a line a call).
         elif type(value) is str:
-            if len(value) >= 8 and _EIGHT_DIGITS_RE.search(value) is not None:
+            if len(value) >= 8:
                 event_dict[key] = scrub(value)
         elif type(value) not in _PLAIN:
             event_dict[key] = _scrub_value(value)

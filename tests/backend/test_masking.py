@@ -46,3 +46,21 @@ def test_call_id_and_card_in_one_line(seconds: int, sequence: int, card: str) ->
     scrubbed = scrub(f"call_id={call_id} card={card}")
     assert f"call_id={call_id} " in scrubbed
     assert f"card={card}" not in scrubbed
+
+
+def test_texts_remembered_as_clean_are_only_texts_without_eight_digits() -> None:
+    """The clean-text memory never keeps, or lets through, a text holding a number: the
+    same card number logged again is masked again; a text seen clean stays as it is; the
+    memory stops growing at its limit."""
+    from backend import masking
+
+    card_line = "card A12345678 reported"
+    assert masking.scrub(card_line) == masking.scrub(card_line) == "card A****5678 reported"
+    assert card_line not in masking._CLEAN
+    clean = "entry prompt=enter-pin length=6 secret=True outcome=accepted"
+    assert masking.scrub(clean) is clean
+    assert clean in masking._CLEAN
+    for n in range(masking._CLEAN_LIMIT + 10):
+        masking.scrub(f"step {n}")
+    assert len(masking._CLEAN) <= masking._CLEAN_LIMIT
+    assert masking.scrub("id 11010519491231002X") == "id 110105********002X"
