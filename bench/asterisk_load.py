@@ -294,6 +294,33 @@ async def _sipp_with_audio(work: Path, sip_port: int, rate: float, pcaps: list[P
     return SippRun([code for code, _, _ in results], sum(f for _, f, _ in results), tail)
 
 
+def peak_calls(fastagi_log: Path, since: float) -> int:
+    """The most calls in progress at once in the FastAGI server, from the line it logs as
+    each call ends (its end time and length), for the calls that ended after `since`."""
+    import datetime as dt
+
+    changes: list[tuple[float, int]] = []
+    for line in fastagi_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict) or not str(event.get("event", "")).startswith("call."):
+            continue
+        seconds = event.get("seconds")
+        if not isinstance(seconds, int | float):
+            continue
+        ended = dt.datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
+        end = ended.timestamp()
+        if end >= since:
+            changes += [(end - seconds, 1), (end, -1)]
+    now = peak = 0
+    for _, change in sorted(changes):
+        now += change
+        peak = max(peak, now)
+    return peak
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from asterisk_local import instance as local
     from asterisk_local.caller import free_udp_port
@@ -313,7 +340,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 # the callers' phones, not for load on the system under test.
                 with _call_pcaps(Path(tmp), batch, new_pins, args.audio) as pcaps:
                     ast0, srv0 = _cpu_seconds(instance.pid), server.cpu_seconds()
-                    sipp0, t0 = _children_cpu(), time.monotonic()
+                    sipp0, t0, started = _children_cpu(), time.monotonic(), time.time()
                     print(f"== {n} calls at {args.rate:g}/s", flush=True)
                     if args.audio:
                         sipp = await _sipp_with_audio(Path(tmp), sip_port, args.rate, pcaps)
@@ -337,6 +364,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     # The worst exit of the step's SIPp processes (one a call with --audio).
                     "sipp_exit": max(sipp.exits, key=abs),
                     "sipp_processes": len(sipp.exits),
+                    "peak_calls_in_progress": peak_calls(server.log_path, started),
                     "sipp_failed_calls": sipp.failed_calls,
                     "wall_s": round(wall, 1),
                     "asterisk_cpu_s": round(ast_cpu, 2),

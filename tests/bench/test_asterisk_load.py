@@ -4,6 +4,7 @@ failed calls is read right."""
 
 from __future__ import annotations
 
+import datetime
 import re
 from pathlib import Path
 
@@ -90,3 +91,34 @@ def test_sipp_failed_calls_counts_what_sipp_did_not_call_successful() -> None:
     assert sipp_failed_calls(TWO_OF_THREE, 3, 1) == 1
     assert sipp_failed_calls("", 3, 0) == 0
     assert sipp_failed_calls("", 3, 255) == 3
+
+
+def test_peak_calls_from_the_servers_call_lines(tmp_path: Path) -> None:
+    """The most calls in progress at once, from each ended call's end time and length:
+    three calls of which two overlap, one ended before the step (not counted), and lines
+    that are not a call's end skipped."""
+    import json as json_
+
+    from bench.asterisk_load import peak_calls
+
+    def line(event: str, end: str, seconds: float | None) -> str:
+        fields: dict[str, object] = {"event": event, "timestamp": end}
+        if seconds is not None:
+            fields["seconds"] = seconds
+        return json_.dumps(fields)
+
+    log = tmp_path / "fastagi.log"
+    log.write_text(
+        "\n".join(
+            [
+                line("call.hung_up", "2026-12-02T01:00:10Z", 10.0),  # 01:00:00 - 01:00:10
+                line("call.completed", "2026-12-02T01:00:12Z", 4.0),  # 01:00:08 - 01:00:12
+                line("call.completed", "2026-12-02T01:00:30Z", 5.0),  # 01:00:25 - 01:00:30
+                line("call.completed", "2026-12-02T00:59:00Z", 50.0),  # before the step
+                line("audit", "2026-12-02T01:00:11Z", None),
+                "not json",
+            ]
+        )
+    )
+    since = datetime.datetime(2026, 12, 2, 1, 0, tzinfo=datetime.UTC).timestamp()
+    assert peak_calls(log, since) == 2
