@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.flow import PINS, FlowCard, _check_database, _prepare
+from bench.flow import FlowCard, _check_database, _prepare
 from bench.processes import ServerProcess, ours_argv
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -335,7 +335,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             for n in sorted(args.calls):
                 batch = cards[:n]
-                new_pins = [PINS[1] if c.pin == PINS[0] else PINS[0] for c in batch]
+                new_pins = [card.other_pin() for card in batch]
                 # The streams are written before the step's clock starts: they stand for
                 # the callers' phones, not for load on the system under test.
                 with _call_pcaps(Path(tmp), batch, new_pins, args.audio) as pcaps:

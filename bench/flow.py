@@ -27,9 +27,6 @@ from bench.stats import percentiles
 ROOT = Path(__file__).resolve().parent.parent
 FLOW_DIR = ROOT / ".local" / "bench"
 PG_PORT = 54338
-# Two PINs each card alternates between; both pass the PIN rules for every card issued
-# here (checked at set-up).
-PINS = ("384729", "591736")
 CALL_TIME_LIMIT = 120.0
 
 
@@ -38,6 +35,12 @@ class FlowCard:
     card_number: str
     id_number: str
     pin: str
+    # The two PINs the card alternates between, drawn for this run (`_draw_pins`).
+    pins: tuple[str, str]
+
+    def other_pin(self) -> str:
+        """The PIN a change sets: the one of the two the card does not have now."""
+        return self.pins[1] if self.pin == self.pins[0] else self.pins[0]
 
     def keys(self, new_pin: str) -> list[str]:
         digits = "".join(ch for ch in self.card_number if ch.isdigit())
@@ -52,13 +55,30 @@ def _id_number(index: int) -> str:
     return body + idnumber.check_char(body)
 
 
+def _draw_pins(card_number: str, id_number: str) -> tuple[str, str]:
+    """Two different PINs for a card, random for each run (no PIN is written in the
+    source), each passing the PIN rules for that card."""
+    from backend import idnumber
+    from backend.pinrules import broken_rule
+
+    born = idnumber.birth_date(id_number)
+    pins: list[str] = []
+    while len(pins) < 2:
+        pin = f"{secrets.randbelow(1_000_000):06d}"
+        if pin not in pins and (
+            broken_rule(pin, birth_date=born, id_number=id_number, card_number=card_number[1:])
+            is None
+        ):
+            pins.append(pin)
+    return pins[0], pins[1]
+
+
 async def _prepare(cards: int) -> tuple[Any, list[FlowCard]]:
     """A fresh migrated database and `cards` cards; returns the cluster and the cards."""
     from backend.db.engine import dispose_all
     from backend.migrate import upgrade
     from backend.outcomes import Actor, Channel
     from backend.pgcluster import LocalCluster
-    from backend.pinrules import broken_rule
     from backend.services.cards import issue_card
     from backend.settings import reset_settings
 
@@ -79,13 +99,9 @@ async def _prepare(cards: int) -> tuple[Any, list[FlowCard]]:
     await asyncio.to_thread(upgrade, url)
     made = []
     for index in range(cards):
-        card = FlowCard(f"B{30000000 + index}", _id_number(index), PINS[0])
-        from backend import idnumber
-
-        born = idnumber.birth_date(card.id_number)
-        for pin in PINS:
-            assert broken_rule(pin, birth_date=born, id_number=card.id_number) is None, pin
-        made.append(card)
+        card_number, id_number = f"B{30000000 + index}", _id_number(index)
+        pins = _draw_pins(card_number, id_number)
+        made.append(FlowCard(card_number, id_number, pins[0], pins))
     actor = Actor(Channel.OPERATOR, "bench")
     # In small batches: the PIN hashing queue and each database step have limits.
     for start in range(0, len(made), 8):
@@ -139,7 +155,7 @@ async def run_flow(args: argparse.Namespace, workdir: Path, workers: int) -> dic
         nonlocal completed
         while time.monotonic() < end:
             card = await free.get()
-            new_pin = PINS[1] if card.pin == PINS[0] else PINS[0]
+            new_pin = card.other_pin()
             started = time.perf_counter()
             transcript = await run_call(
                 HOST,
@@ -229,6 +245,6 @@ async def _argon2_ms() -> float:
     times = []
     for _ in range(5):
         start = time.process_time()  # the hash runs on a pool thread of this process
-        await hash_pin(PINS[0])
+        await hash_pin(f"{secrets.randbelow(1_000_000):06d}")
         times.append((time.process_time() - start) * 1000)
     return round(sorted(times)[2], 1)
