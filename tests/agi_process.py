@@ -91,7 +91,8 @@ async def refuses_calls(port: int) -> bool:
     """Whether a connection to `port` on the loopback is refused."""
     try:
         _, writer = await asyncio.open_connection(HOST, port)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # Reset: the connection was still in the backlog of a listener being closed.
         return True
     writer.close()
     return False

@@ -148,9 +148,14 @@ async def run_in_greenlet(
         else:
             value = flow.switch(result)
     flow.in_call = False
-    if not flow.dead and len(_idle) < IDLE_LIMIT:
-        flow.gr_context = None  # the call's bound log context goes with the call
-        _idle.append(flow)
+    if not flow.dead:
+        if len(_idle) < IDLE_LIMIT:
+            flow.gr_context = None  # the call's bound log context goes with the call
+            _idle.append(flow)
+        else:
+            # Ended here: a greenlet suspended in a cycle with its own frame is never
+            # collected, so one dropped alive would be kept for good.
+            flow.throw(greenlet.GreenletExit)
     if value.error is not None:
         error = value.error
         value.error = None  # no cycle through this frame

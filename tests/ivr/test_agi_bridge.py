@@ -157,3 +157,19 @@ def test_waiting_for_a_line_outside_a_flow_is_refused() -> None:
     with pytest.raises(RuntimeError):
         stream.wait_line(1.0)
     assert not isinstance(greenlet.getcurrent(), FlowGreenlet)
+
+
+async def test_a_greenlet_not_kept_for_the_next_call_is_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no room among the idle greenlets, a finished flow's greenlet is ended, not
+    dropped alive (a suspended greenlet in a cycle with its frame is never collected)."""
+    monkeypatch.setattr(bridge, "IDLE_LIMIT", 0)
+    seen: list[FlowGreenlet] = []
+
+    def flow() -> None:
+        seen.append(greenlet.getcurrent())
+
+    await run_in_greenlet(flow)
+    assert seen[0].dead
+    assert seen[0] not in bridge._idle
