@@ -23,7 +23,12 @@ from bench.flow import FlowCard
 from bench.rtp_pcap import PACKET_MS
 from tests.bench.test_rtp_pcap import _events, _read_pcap
 
-CARD = FlowCard(card_number="12345678", id_number="11010519491231002X", pin="384729")
+CARD = FlowCard(
+    card_number="12345678",
+    id_number="11010519491231002X",
+    pin="384729",
+    pins=("384729", "591736"),
+)
 
 # The end of SIPp 3.6.1's output after a call still in progress at -timeout: neither
 # successful nor failed in its counters.
