@@ -67,7 +67,7 @@ class FlowGreenlet(greenlet.greenlet):  # type: ignore[misc]  # an untyped base 
             fn, args = self.parent.switch(ended)
 
 
-# Idle flow greenlets; past the limit a finished one is dropped (a burst of calls ended).
+# Idle flow greenlets; past the limit a finished one is ended (a burst of calls ended).
 _idle: list[FlowGreenlet] = []
 IDLE_LIMIT: Final = 512
 
