@@ -243,6 +243,16 @@ def _result(number: str, events: str, exit_code: int, output: str, wall: float) 
     )
 
 
+def udp_port_free(port: int) -> bool:
+    """Whether UDP `port` on 127.0.0.1 can be bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_udp_port() -> int:
     """A UDP port on 127.0.0.1 that is free right now (the caller's media port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

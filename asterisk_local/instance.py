@@ -12,7 +12,6 @@ import fcntl
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from asterisk_local.caller import udp_port_free
 from asterisk_local.install import install_config, install_sounds, instance_dirs
 from asterisk_local.logscan import config_problems, other_warnings
 from asterisk_local.root import chown_asterisk_dirs, ensure_root, root_path
@@ -133,15 +133,6 @@ def _cli(root: Path, name: str, command: str, timeout: float) -> str:
     return result.stdout
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _resolve_agents(agents: bool | Sequence[Agent]) -> tuple[Agent, ...]:
     if agents is True:
         return DEFAULT_AGENTS
@@ -182,7 +173,7 @@ def up(
     data_dir = settings.data_dir
     root = ensure_root(data_dir)
     down(instance, settings=settings)
-    if not _port_free(sip_port):
+    if not udp_port_free(sip_port):
         raise AsteriskError(f"UDP 127.0.0.1:{sip_port} is in use; choose another SIP port")
     install_config(root, setup, settings)
     # Sounds are shared by all instances: one installer at a time.

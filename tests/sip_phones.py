@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from asterisk_local.caller import free_udp_port, wait_for_bye
+from asterisk_local.caller import free_udp_port, udp_port_free, wait_for_bye
 
 __all__ = ["AgentCall", "AgentPhone", "free_tcp_port", "free_udp_port"]
 
@@ -102,7 +102,7 @@ class AgentPhone:
         )
         # SIPp binds its port within a fraction of a second; a call before that would fail.
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _udp_port_free(self.port):
+        while time.monotonic() < deadline and udp_port_free(self.port):
             time.sleep(0.05)
 
     def result(self, timeout: float | None = None) -> AgentCall:
@@ -143,15 +143,6 @@ class AgentPhone:
     def _read(self, name: str) -> str:
         path = self._work / name
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-
-
-def _udp_port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _first_invite_headers(messages: str) -> dict[str, str]:

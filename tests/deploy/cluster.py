@@ -39,7 +39,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import socket
 import sys
 import time
 import urllib.error
@@ -357,26 +356,17 @@ def up(cluster: Cluster, report: Report) -> None:
 def service_database(url: str, pepper: str) -> Any:
     """This process's backend on the cluster's database, with the cluster's pepper, for
     seeding cards and reading the results."""
-    from backend.settings import reset_settings
+    from tests.settings_env import settings_environment
 
-    names = ("IVR_DATABASE_URL", "IVR_PIN_PEPPER", "IVR_ENV", "IVR_NOW_OVERRIDE")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(
-        IVR_DATABASE_URL=url,
-        IVR_PIN_PEPPER=pepper,
-        IVR_ENV="test",
-        IVR_NOW_OVERRIDE=stack.OFFICE_MOMENT.isoformat(),
-    )
-    reset_settings()
-    try:
+    with settings_environment(
+        {
+            "IVR_DATABASE_URL": url,
+            "IVR_PIN_PEPPER": pepper,
+            "IVR_ENV": "test",
+            "IVR_NOW_OVERRIDE": stack.OFFICE_MOMENT.isoformat(),
+        }
+    ):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reset_settings()
 
 
 async def seed_cards(n: int) -> list[Any]:
@@ -396,19 +386,6 @@ async def seed_cards(n: int) -> list[Any]:
     while len(cards) < n:
         cards += await asyncio.gather(*(one() for _ in range(5)))
     return cards
-
-
-async def reported_cards() -> set[str]:
-    from sqlalchemy import text
-
-    from backend.db.engine import get_engine
-
-    async with get_engine().connect() as conn:
-        query = text(
-            "SELECT c.card_number FROM loss_reports r JOIN cards c ON c.id = r.card_id"
-            " WHERE r.status = 'active'"
-        )
-        return set((await conn.execute(query)).scalars())
 
 
 async def handoff_reasons(call_id: str) -> list[str]:
@@ -561,17 +538,8 @@ def media_port(in_use: Sequence[int]) -> int:
         port = caller.free_udp_port()
         if port % 2 or port > 65530 or any(abs(port - other) < 4 for other in in_use):
             continue
-        if all(udp_free(port + n) for n in range(4)):
+        if all(caller.udp_port_free(port + n) for n in range(4)):
             return port
-
-
-def udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def kill(service: str, cluster: Cluster) -> float:
@@ -792,7 +760,7 @@ async def check_database(calls: list[Call], before: Any, report: Report) -> dict
 
     after = await ledger.snapshot()
     changes = ledger.compare(before, after)
-    on_record = await reported_cards()
+    on_record = await ledger.reported_cards()
     change_calls = [c for c in calls if c.kind == "change"]
     loss_calls = [c for c in calls if c.kind == "loss"]
     heard_changes = [c for c in change_calls if c.done]

@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +23,7 @@ import pytest
 
 from asterisk_local import caller as sipp_call
 from asterisk_local import instance as local
+from asterisk_local.caller import udp_port_free
 from ivr.caller import Timeouts
 from ivr.scripts import SCRIPTS
 from ivr.server import AgiServer
@@ -90,7 +90,7 @@ def kamailio(port: int, nodes: list[int], folder: Path) -> Iterator[Kamailio]:
         )
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _udp_free(port):
+        while time.monotonic() < deadline and udp_port_free(port):
             assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
             time.sleep(0.1)
         yield Kamailio(port, log, proc)
@@ -102,15 +102,6 @@ def kamailio(port: int, nodes: list[int], folder: Path) -> Iterator[Kamailio]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
-
-
-def _udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 async def until_logged(proxy: Kamailio, line: str, within: float = 10) -> float:

@@ -37,6 +37,7 @@ from tests.conftest import (
     make_pin,
 )
 from tests.faults.callers import FaultFigures
+from tests.settings_env import settings_environment
 
 FAULTS_DIR = Path(__file__).resolve().parent
 FAULTS_CLUSTER = LocalCluster(
@@ -165,22 +166,11 @@ def _alive(pid: int) -> bool:
 def service_settings(database_url: str | None = None) -> Iterator[None]:
     """The service's own database bounds (not the suite's generous ones), and the
     database at `database_url`, until the block ends; then the suite's again."""
-    names = [*SUITE_DB_BOUNDS, "IVR_DATABASE_URL", "IVR_NOW_OVERRIDE"]
-    saved = {name: os.environ.get(name) for name in names}
-    for name in SUITE_DB_BOUNDS:
-        os.environ.pop(name, None)
+    values: dict[str, str | None] = dict.fromkeys(SUITE_DB_BOUNDS)
     if database_url is not None:
-        os.environ["IVR_DATABASE_URL"] = database_url
-    reset_settings()
-    try:
+        values["IVR_DATABASE_URL"] = database_url
+    with settings_environment(values, also_restore=("IVR_DATABASE_URL", "IVR_NOW_OVERRIDE")):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reset_settings()
 
 
 @pytest.fixture

@@ -64,6 +64,16 @@ class Changes:
     handoffs_noted: int
 
 
+async def reported_cards() -> set[str]:
+    """Card numbers with an active loss report, as the writable database has them."""
+    async with get_engine().connect() as conn:
+        query = text(
+            "SELECT c.card_number FROM loss_reports r JOIN cards c ON c.id = r.card_id"
+            " WHERE r.status = 'active'"
+        )
+        return set((await conn.execute(query)).scalars())
+
+
 def compare(before: Snapshot, after: Snapshot) -> Changes:
     """Each change between the snapshots against the audit rows written meanwhile."""
     last = before.audit[-1].id if before.audit else 0

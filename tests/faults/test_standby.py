@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import text
 
 from backend.db.engine import dispose_all, get_engine
 from backend.pgcluster import LocalCluster, writable_url
@@ -45,7 +44,7 @@ from tests.faults.conftest import (
     service_settings,
     set_clock,
 )
-from tests.faults.ledger import Snapshot, compare, snapshot
+from tests.faults.ledger import Snapshot, compare, reported_cards, snapshot
 from tests.faults.test_database_faults import SILENCE_LIMIT, check_calls, new_pin_for
 
 PAIR_DIR = TEST_DATA / "standby"
@@ -140,16 +139,6 @@ async def stream(
         n += 1
         await asyncio.sleep(CALL_GAP_S)
     await asyncio.gather(*running)
-
-
-async def reported_cards() -> set[str]:
-    """Card numbers with an active loss report, as the writable database has them."""
-    async with get_engine().connect() as conn:
-        query = text(
-            "SELECT c.card_number FROM loss_reports r JOIN cards c ON c.id = r.card_id"
-            " WHERE r.status = 'active'"
-        )
-        return set((await conn.execute(query)).scalars())
 
 
 async def judge(
