@@ -221,10 +221,6 @@ class AgiStream(asyncio.Protocol):
             drained.set_result(None)
         return drained
 
-    @property
-    def closing(self) -> bool:
-        return self._closed or self.transport is None or self.transport.is_closing()
-
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
